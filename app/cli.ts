@@ -1,0 +1,284 @@
+#!/usr/bin/env node
+/** The `berth` command: runs Berth (`serve`) or drives a running one over its control socket. */
+import { readFile } from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isIP } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { realpathSync } from 'node:fs';
+import type { ForwardStatus } from './api/contract.js';
+import { ApiError } from './api/errors.js';
+import { formatStatusTable } from './cli-format.js';
+import { formatProblems } from './config/problems.js';
+import type { ForwardInput } from './config/schema.js';
+import { CONFIG_VERSION } from './config/schema.js';
+import { ConfigError, parseConfig } from './config/store.js';
+import { ControlClient } from './control/client.js';
+import { configPath, controlPath } from './paths.js';
+import { serve } from './serve.js';
+import { VERSION } from './version.js';
+
+const USAGE = `Usage: berth <command> [options]
+
+Commands:
+  serve [--no-ui]                     run Berth in the foreground (Ctrl+C stops it)
+  status [--json]                     show the forwards of the running Berth
+  enable ID | disable ID              start or stop a forward (saved to the config)
+  add ID --listen [ADDR:]PORT --target HOST:PORT|unix:/PATH
+         [--protocol tcp|udp] [--name NAME] [--disabled]
+                                      add a forward to the running Berth
+  remove ID                           remove a forward
+  validate [PATH]                     check a config file
+
+Options:
+  --config PATH    config file (default: $BERTH_CONFIG or ~/.config/berth/config.json)
+  --control PATH   control socket (default: $BERTH_CONTROL or $XDG_RUNTIME_DIR/berth/control.sock)
+  -h, --help       show this help
+  --version        show the version`;
+
+/** A mistake in how berth was called: printed with a hint and exit code 2. */
+class UsageError extends Error {}
+
+type Print = (line: string) => void;
+interface Io {
+  out: Print;
+  err: Print;
+}
+
+const common = {
+  config: { type: 'string' },
+  control: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const commandOptions = {
+  serve: { 'no-ui': { type: 'boolean' } },
+  status: { json: { type: 'boolean' } },
+  enable: {},
+  disable: {},
+  remove: {},
+  validate: {},
+  add: {
+    listen: { type: 'string' },
+    target: { type: 'string' },
+    protocol: { type: 'string' },
+    name: { type: 'string' },
+    disabled: { type: 'boolean' },
+  },
+} as const satisfies Record<string, ParseArgsConfig['options']>;
+
+type Command = keyof typeof commandOptions;
+
+/** Runs the CLI; resolves to the process exit code (serve resolves when it has stopped). */
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    io.out(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === 'version') {
+    io.out(VERSION);
+    return 0;
+  }
+  try {
+    if (!Object.hasOwn(commandOptions, command)) throw new UsageError(`unknown command "${command}"`);
+    const parsed = parse(command as Command, rest);
+    if (parsed.values.help) {
+      io.out(USAGE);
+      return 0;
+    }
+    return await run(command as Command, parsed.values, parsed.positionals, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`berth: ${err.message}\nRun \`berth --help\` for usage.`);
+      return 2;
+    }
+    if (err instanceof ApiError) {
+      io.err(`berth: ${err.message}`);
+      if (err.problems && err.problems.length > 0) io.err(formatProblems(err.problems));
+      return 1;
+    }
+    io.err(`berth: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(command: Command, args: string[]): { values: Values; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...common, ...commandOptions[command] },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Values, positionals };
+  } catch (err) {
+    throw new UsageError(`${command}: ${(err as Error).message}`);
+  }
+}
+
+async function run(command: Command, values: Values, positionals: string[], io: Io): Promise<number> {
+  const str = (key: string) => (typeof values[key] === 'string' ? values[key] : undefined);
+  const control = controlPath(str('control'));
+  switch (command) {
+    case 'serve':
+      expectPositionals(command, positionals, 0);
+      return runServe(configPath(str('config')), control, io);
+    case 'validate':
+      expectPositionals(command, positionals, 0, 1);
+      return validate(positionals[0] ?? configPath(str('config')), io);
+    case 'status':
+      expectPositionals(command, positionals, 0);
+      return withClient(control, async (client) => {
+        const status = await client.call('status', {});
+        io.out(values.json ? JSON.stringify(status, null, 2) : formatStatusTable(status.forwards));
+        return 0;
+      });
+    case 'enable':
+    case 'disable': {
+      const [id] = expectPositionals(command, positionals, 1);
+      return withClient(control, async (client) => {
+        const forward = await client.call(command, { id: id as string });
+        io.out(describeState(forward));
+        return forward.state === 'error' ? 1 : 0;
+      });
+    }
+    case 'remove': {
+      const [id] = expectPositionals(command, positionals, 1);
+      return withClient(control, async (client) => {
+        await client.call('remove', { id: id as string });
+        io.out(`${id}: removed`);
+        return 0;
+      });
+    }
+    case 'add': {
+      const [id] = expectPositionals(command, positionals, 1);
+      const forward = forwardFromFlags(id as string, values);
+      return withClient(control, async (client) => {
+        const status = await client.call('add', { forward });
+        io.out(describeState(status));
+        return status.state === 'error' ? 1 : 0;
+      });
+    }
+  }
+}
+
+function expectPositionals(command: string, positionals: string[], min: number, max = min): string[] {
+  if (positionals.length < min)
+    throw new UsageError(`${command}: missing ${min === 1 ? 'the forward ID' : 'arguments'}`);
+  if (positionals.length > max) throw new UsageError(`${command}: unexpected argument "${positionals[max]}"`);
+  return positionals;
+}
+
+async function withClient(path: string, work: (client: ControlClient) => Promise<number>): Promise<number> {
+  const client = await ControlClient.connect(path);
+  try {
+    return await work(client);
+  } finally {
+    client.close();
+  }
+}
+
+function describeState(forward: ForwardStatus): string {
+  if (forward.state === 'error' && forward.error)
+    return `${forward.id}: error ${forward.error.code}: ${forward.error.message}`;
+  return `${forward.id}: ${forward.state}${forward.via ? ` (${forward.via})` : ''}`;
+}
+
+function forwardFromFlags(id: string, values: Values): ForwardInput {
+  const listen = values.listen;
+  const target = values.target;
+  if (typeof listen !== 'string') throw new UsageError('add: --listen [ADDRESS:]PORT is required');
+  if (typeof target !== 'string') throw new UsageError('add: --target HOST:PORT or unix:/PATH is required');
+  const protocol = values.protocol ?? 'tcp';
+  if (protocol !== 'tcp' && protocol !== 'udp')
+    throw new UsageError(`add: --protocol must be tcp or udp, not "${String(protocol)}"`);
+  const listenAt = hostPort('--listen', listen);
+  return {
+    id,
+    ...(typeof values.name === 'string' ? { name: values.name } : {}),
+    enabled: values.disabled !== true,
+    protocol,
+    listen:
+      listenAt.host === undefined ? { port: listenAt.port } : { address: listenAt.host, port: listenAt.port },
+    target: target.startsWith('unix:')
+      ? { unix: target.slice('unix:'.length) }
+      : (({ host, port }) => ({ host: host ?? '127.0.0.1', port }))(hostPort('--target', target)),
+  };
+}
+
+// "8080", "127.0.0.1:8080", "db.internal:5432" or "[::1]:8080".
+function hostPort(flag: string, text: string): { host: string | undefined; port: number } {
+  const match = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?(\d+)$/.exec(text);
+  if (!match) {
+    const hint = isIP(text) === 6 ? ' (write IPv6 addresses in brackets: [::1]:8080)' : '';
+    throw new UsageError(`${flag}: "${text}" is not [HOST:]PORT${hint}`);
+  }
+  return { host: match[1] ?? match[2], port: Number(match[3]) };
+}
+
+async function validate(path: string, io: Io): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    io.err(`berth: cannot read ${path}: ${(err as Error).message}`);
+    return 1;
+  }
+  try {
+    const version = (JSON.parse(text) as { version?: unknown }).version;
+    if (typeof version === 'number' && version > CONFIG_VERSION) {
+      io.err(
+        `${path}: config version ${version} is newer than this Berth reads (${CONFIG_VERSION}). Update Berth.`,
+      );
+      return 1;
+    }
+  } catch {
+    // parseConfig below reports the syntax error with its position.
+  }
+  try {
+    const config = parseConfig(text, path);
+    io.out(`${path}: valid (${config.forwards.length} forward${config.forwards.length === 1 ? '' : 's'})`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const problem of err.problems) io.err(`${path}: ${problem.path}: ${problem.message}`);
+    return 1;
+  }
+}
+
+async function runServe(config: string, control: string, io: Io): Promise<number> {
+  const served = await serve({ configPath: config, controlPath: control, out: io.out, err: io.err });
+  io.out('Berth is running. Press Ctrl+C to stop.');
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        io.err(`berth: ${signal} again, exiting without waiting`);
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      io.out(`Stopping (${signal}): closing every listener.`);
+      served.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          io.err(`berth: stopping failed: ${String(err)}`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+// Run only when executed as the `berth` bin, not when imported by tests.
+if (process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))) {
+  const code = await main(process.argv.slice(2), {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.exit(code);
+}

@@ -1,0 +1,110 @@
+/** The client side of the control socket: the typed API over one connection to a running Berth. */
+import net from 'node:net';
+import {
+  type BerthApi,
+  type BerthEvent,
+  type CommandName,
+  type CommandRequest,
+  type CommandResponse,
+  type ErrorEnvelope,
+} from '../api/contract.js';
+import { ApiError, fromEnvelope } from '../api/errors.js';
+import { readMessages, writeMessage } from './framing.js';
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/** One connection to a running Berth's control socket. */
+export class ControlClient implements BerthApi {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly listeners = new Set<(event: BerthEvent) => void>();
+  private subscribed = false;
+
+  private constructor(private readonly socket: net.Socket) {
+    readMessages(
+      socket,
+      (message) => this.receive(message as Reply),
+      (reason) => this.failAll(new ApiError('EPROTO', `Berth sent something unreadable: ${reason}.`)),
+    );
+    socket.on('error', (err) => this.failAll(err));
+    socket.on('close', () => this.failAll(new ApiError('ECLOSED', 'Berth closed the control connection.')));
+  }
+
+  /** Connects, or rejects with ENOTRUNNING and a sentence saying how to start Berth. */
+  static connect(path: string): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(path);
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        resolve(new ControlClient(socket));
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+          reject(
+            new ApiError(
+              'ENOTRUNNING',
+              `Berth is not running: nothing answers on ${path}. Start it with \`berth serve\`.`,
+            ),
+          );
+        } else if (err.code === 'EACCES') {
+          reject(new ApiError('EACCES', `The control socket ${path} belongs to another user.`));
+        } else reject(err);
+      });
+    });
+  }
+
+  call<N extends CommandName>(name: N, request: CommandRequest<N>): Promise<CommandResponse<N>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      if (!writeMessage(this.socket, { id, command: name, request })) {
+        this.pending.delete(id);
+        reject(new ApiError('ECLOSED', 'The control connection is closed.'));
+      }
+    });
+  }
+
+  subscribe(listener: (event: BerthEvent) => void): () => void {
+    this.listeners.add(listener);
+    if (!this.subscribed) {
+      this.subscribed = true;
+      writeMessage(this.socket, { subscribe: true });
+    }
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private receive(reply: Reply): void {
+    if (reply.event) {
+      for (const listener of this.listeners) listener(reply.event);
+      return;
+    }
+    const pending = typeof reply.id === 'number' ? this.pending.get(reply.id) : undefined;
+    if (!pending) {
+      if (reply.error) this.failAll(fromEnvelope(reply.error));
+      return;
+    }
+    this.pending.delete(reply.id as number);
+    if (reply.error) pending.reject(fromEnvelope(reply.error));
+    else pending.resolve(reply.result);
+  }
+
+  private failAll(err: Error): void {
+    for (const pending of this.pending.values()) pending.reject(err);
+    this.pending.clear();
+  }
+}
+
+interface Reply {
+  id?: number | null;
+  result?: unknown;
+  error?: ErrorEnvelope;
+  event?: BerthEvent;
+}

@@ -1,0 +1,41 @@
+/** Newline-delimited JSON over a stream socket, with a cap on the size of one message. */
+import type net from 'node:net';
+
+/** The largest message either side accepts; a longer line closes the connection. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Calls `onMessage` for each JSON line; `onBad` once for invalid JSON or an oversized line. */
+export function readMessages(
+  socket: net.Socket,
+  onMessage: (message: unknown) => void,
+  onBad: (reason: string) => void,
+): void {
+  let buffered = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.trim() === '') continue;
+      let message: unknown;
+      try {
+        message = JSON.parse(line);
+      } catch {
+        onBad('a message is not valid JSON');
+        return;
+      }
+      onMessage(message);
+    }
+    if (Buffer.byteLength(buffered) > MAX_MESSAGE_BYTES)
+      onBad(`a message is larger than ${MAX_MESSAGE_BYTES} bytes`);
+  });
+}
+
+/** Writes one message as a JSON line; false when the socket is already gone. */
+export function writeMessage(socket: net.Socket, message: unknown): boolean {
+  if (socket.destroyed || !socket.writable) return false;
+  socket.write(`${JSON.stringify(message)}\n`);
+  return true;
+}

@@ -1,0 +1,114 @@
+/**
+ * The control socket: the CLI's transport to a running engine (and the desktop app's, so the CLI drives it
+ * too). A Unix socket with mode 0600 in a 0700 folder; one JSON line per request, response or event.
+ */
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { dirname } from 'node:path';
+import type { BerthEvent } from '../api/contract.js';
+import { toEnvelope } from '../api/errors.js';
+import { readMessages, writeMessage } from './framing.js';
+
+/** What the control socket serves: the engine, or anything else that implements the API once. */
+export interface ControlTarget {
+  handle(name: unknown, request: unknown): Promise<unknown>;
+  subscribe(listener: (event: BerthEvent) => void): () => void;
+}
+
+// A subscriber that does not read is cut off rather than buffered without bound.
+const MAX_PENDING_EVENT_BYTES = 8 * 1024 * 1024;
+
+/** Thrown when another Berth already answers on the control socket. */
+export class AlreadyRunningError extends Error {
+  override readonly name = 'AlreadyRunningError';
+  readonly code = 'EALREADYRUNNING';
+  constructor(readonly path: string) {
+    super(`Berth is already running: its control socket ${path} answers. Use the berth CLI to talk to it.`);
+  }
+}
+
+/** A listening control socket; `close()` stops it and removes the socket file. */
+export class ControlServer {
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(
+    readonly path: string,
+    private readonly server: net.Server,
+  ) {}
+
+  /** Opens the socket at `path`, replacing a stale one; fails if a live Berth answers there. */
+  static async open(path: string, target: ControlTarget): Promise<ControlServer> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    if (await answers(path)) throw new AlreadyRunningError(path);
+    await unlink(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    const server = net.createServer();
+    const control = new ControlServer(path, server);
+    server.on('connection', (socket) => control.serve(socket, target));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // The umask makes the socket 0600 from the moment bind() creates it; chmod below is the belt.
+      const previous = process.umask(0o177);
+      try {
+        server.listen(path, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(previous);
+      }
+    });
+    await chmod(path, 0o600);
+    return control;
+  }
+
+  /** Stops accepting, ends every client and removes the socket file. */
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await unlink(this.path).catch(() => undefined);
+  }
+
+  private serve(socket: net.Socket, target: ControlTarget): void {
+    this.sockets.add(socket);
+    let unsubscribe: (() => void) | undefined;
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      unsubscribe?.();
+    });
+    socket.on('error', () => socket.destroy());
+    readMessages(
+      socket,
+      (message) => {
+        const { id, command, request, subscribe } = (message ?? {}) as Record<string, unknown>;
+        if (subscribe === true) {
+          unsubscribe ??= target.subscribe((event) => {
+            if (socket.writableLength > MAX_PENDING_EVENT_BYTES) socket.destroy();
+            else writeMessage(socket, { event });
+          });
+          return;
+        }
+        target.handle(command, request).then(
+          (result) => writeMessage(socket, { id, result }),
+          (err: unknown) => writeMessage(socket, { id, error: toEnvelope(err) }),
+        );
+      },
+      (reason) => {
+        writeMessage(socket, { id: null, error: { name: 'ProtocolError', code: 'EPROTO', message: reason } });
+        socket.end();
+      },
+    );
+  }
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,377 @@
+/**
+ * The engine: owns the forwards, their listeners and the config, implements the API contract once, and
+ * pushes a snapshot and then changes to subscribers. Every transport (control socket, WebSocket, IPC) is a
+ * thin adapter over `handle` and `subscribe`.
+ */
+import type { z } from 'zod';
+import {
+  commands,
+  isCommandName,
+  type BerthApi,
+  type BerthEvent,
+  type CommandName,
+  type CommandRequest,
+  type CommandResponse,
+  type ForwardState,
+  type ForwardStatus,
+} from '../api/contract.js';
+import { ApiError } from '../api/errors.js';
+import { formatProblems, problemsFromIssues } from '../config/problems.js';
+import { ConfigSchema, type Config, type Forward } from '../config/schema.js';
+import type { ConfigStore, LoadResult } from '../config/store.js';
+import { newCounters, type Counters, type Forwarder } from './counters.js';
+import type { PrivilegedBinder, Via } from './listener.js';
+import { listenProblem, type ForwardProblem } from './messages.js';
+import { TcpForwarder, type TcpLimits } from './tcp-forwarder.js';
+import { UdpForwarder, type UdpLimits } from './udp-forwarder.js';
+
+/** How an engine is put together; limits default to what users expect of a forwarder. */
+export interface EngineOptions {
+  store: ConfigStore;
+  /** Gets privileged ports from berth-helper; without it, EACCES is reported with how to set it up. */
+  binder?: PrivilegedBinder;
+  tcp?: Partial<TcpLimits>;
+  udp?: Partial<UdpLimits>;
+  /** How often counters are pushed to subscribers. */
+  statsIntervalMs?: number;
+}
+
+const DEFAULT_TCP: TcpLimits = { connectTimeoutMs: 10_000, maxConnections: 4096 };
+const DEFAULT_UDP: UdpLimits = { idleTimeoutMs: 60_000, maxSessions: 1024 };
+
+interface Runtime {
+  forward: Forward;
+  state: ForwardState;
+  via: Via | undefined;
+  error: ForwardProblem | null;
+  forwarder: Forwarder | undefined;
+  /** Counters of forwarders that were stopped, so totals survive disable/enable and edits. */
+  past: Counters;
+}
+
+type Listener = (event: BerthEvent) => void;
+type Parsed<N extends CommandName> = z.output<(typeof commands)[N]['request']>;
+
+/** Runs forwards from a config store and implements the Berth API. */
+export class Engine implements BerthApi {
+  private config: Config = { version: 1, forwards: [] };
+  private readonly runtimes = new Map<string, Runtime>();
+  private readonly listeners = new Set<Listener>();
+  private readonly lastStats = new Map<string, string>();
+  private statsTimer: NodeJS.Timeout | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly tcp: TcpLimits;
+  private readonly udp: UdpLimits;
+  private closed = false;
+  private startup: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: EngineOptions) {
+    this.tcp = { ...DEFAULT_TCP, ...options.tcp };
+    this.udp = { ...DEFAULT_UDP, ...options.udp };
+  }
+
+  /** Loads the config and starts every enabled forward; a forward that fails is in `error`, not fatal. */
+  start(): Promise<LoadResult> {
+    const started = this.load();
+    // Commands that arrive meanwhile wait: a change applied to a config not yet loaded would lose it.
+    this.startup = started.catch(() => undefined);
+    return started;
+  }
+
+  private async load(): Promise<LoadResult> {
+    const loaded = await this.options.store.load();
+    this.config = loaded.config;
+    for (const forward of this.config.forwards) this.runtimes.set(forward.id, newRuntime(forward));
+    await Promise.all(
+      [...this.runtimes.values()].filter((r) => r.forward.enabled).map((r) => this.startRuntime(r)),
+    );
+    for (const message of loaded.notices) this.emit({ type: 'notice', level: 'warning', message });
+    return loaded;
+  }
+
+  /** Stops every forward and releases every port. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.statsTimer);
+    this.statsTimer = undefined;
+    await this.queue.catch(() => undefined);
+    await Promise.all([...this.runtimes.values()].map((r) => this.stopRuntime(r, 'stopped')));
+    this.listeners.clear();
+  }
+
+  /** Runs a command whose name and request come from outside: both are validated first. */
+  async handle(name: unknown, request: unknown): Promise<unknown> {
+    if (!isCommandName(name)) throw new ApiError('EBADCOMMAND', `Unknown command ${JSON.stringify(name)}.`);
+    const parsed = (commands[name].request as z.ZodType).safeParse(request ?? {});
+    if (!parsed.success) {
+      throw new ApiError('EINVAL', `Invalid ${name} request.`, problemsFromIssues(parsed.error.issues));
+    }
+    await this.startup;
+    return this.run(name, parsed.data);
+  }
+
+  /** Typed entry point for in-process callers; requests are validated the same way. */
+  call<N extends CommandName>(name: N, request: CommandRequest<N>): Promise<CommandResponse<N>> {
+    return this.handle(name, request) as Promise<CommandResponse<N>>;
+  }
+
+  subscribe(listener: Listener): () => void {
+    listener({ type: 'snapshot', forwards: this.statusAll() });
+    this.listeners.add(listener);
+    if (!this.statsTimer && !this.closed) {
+      for (const runtime of this.runtimes.values())
+        this.lastStats.set(runtime.forward.id, statsKey(this.status(runtime)));
+      this.statsTimer = setInterval(() => this.pushStats(), this.options.statsIntervalMs ?? 250);
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) {
+        clearInterval(this.statsTimer);
+        this.statsTimer = undefined;
+      }
+    };
+  }
+
+  private run(name: CommandName, request: unknown): Promise<unknown> {
+    switch (name) {
+      case 'status':
+        return Promise.resolve({ forwards: this.statusAll() });
+      case 'get':
+        return Promise.resolve(this.find((request as Parsed<'get'>).id).forward);
+      case 'add':
+        return this.serial(() => this.add((request as Parsed<'add'>).forward));
+      case 'update': {
+        const { id, forward } = request as Parsed<'update'>;
+        return this.serial(() => this.update(id, forward));
+      }
+      case 'remove':
+        return this.serial(() => this.remove((request as Parsed<'remove'>).id));
+      case 'enable':
+        return this.serial(() => this.setEnabled((request as Parsed<'enable'>).id, true));
+      case 'disable':
+        return this.serial(() => this.setEnabled((request as Parsed<'disable'>).id, false));
+    }
+  }
+
+  // Changes run one at a time, so each sees the config the previous one saved.
+  private serial<T>(change: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(() => {
+      if (this.closed) throw new ApiError('ECLOSED', 'Berth is shutting down.');
+      return change();
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async add(forward: Forward): Promise<ForwardStatus> {
+    if (this.runtimes.has(forward.id)) {
+      throw new ApiError(
+        'EEXIST',
+        `A forward with id "${forward.id}" already exists. Choose another id or edit it.`,
+      );
+    }
+    await this.saveConfig({ ...this.config, forwards: [...this.config.forwards, forward] }, 'forward');
+    const runtime = newRuntime(forward);
+    this.runtimes.set(forward.id, runtime);
+    if (forward.enabled) await this.startRuntime(runtime);
+    else this.emitForward(runtime);
+    return this.status(runtime);
+  }
+
+  private async update(id: string, forward: Forward): Promise<ForwardStatus> {
+    const runtime = this.find(id);
+    if (forward.id !== id) {
+      throw new ApiError(
+        'EINVAL',
+        `The id of a forward cannot change (${id} → ${forward.id}). Add a new forward instead.`,
+        [{ path: 'forward.id', message: `must be "${id}"` }],
+      );
+    }
+    await this.saveConfig(
+      { ...this.config, forwards: this.config.forwards.map((f) => (f.id === id ? forward : f)) },
+      'forward',
+    );
+    await this.stopRuntime(runtime, 'stopped');
+    runtime.forward = forward;
+    if (forward.enabled) await this.startRuntime(runtime);
+    else this.emitForward(runtime);
+    return this.status(runtime);
+  }
+
+  private async remove(id: string): Promise<{ id: string }> {
+    const runtime = this.find(id);
+    await this.saveConfig({ ...this.config, forwards: this.config.forwards.filter((f) => f.id !== id) });
+    await this.stopRuntime(runtime, 'stopped');
+    this.runtimes.delete(id);
+    this.lastStats.delete(id);
+    this.emit({ type: 'removed', id });
+    return { id };
+  }
+
+  private async setEnabled(id: string, enabled: boolean): Promise<ForwardStatus> {
+    const runtime = this.find(id);
+    if (runtime.forward.enabled !== enabled) {
+      const forward = { ...runtime.forward, enabled };
+      await this.saveConfig({
+        ...this.config,
+        forwards: this.config.forwards.map((f) => (f.id === id ? forward : f)),
+      });
+      runtime.forward = forward;
+    }
+    if (enabled && runtime.state !== 'listening') {
+      // Enabling a forward in error tries again: the port may be free now.
+      await this.stopRuntime(runtime, 'stopped');
+      await this.startRuntime(runtime);
+    } else if (!enabled) {
+      await this.stopRuntime(runtime, 'stopped');
+      this.emitForward(runtime);
+    }
+    return this.status(runtime);
+  }
+
+  // Validates the whole config (ids and listen addresses must stay unique), then saves it. Nothing changes
+  // at run time unless the save succeeded, so the file and the running forwards never disagree.
+  private async saveConfig(next: Config, requestKey?: 'forward'): Promise<void> {
+    if (this.options.store.isReadOnly) {
+      throw new ApiError(
+        'EREADONLY',
+        `${this.options.store.path} was written by a newer Berth and is read-only here: update Berth to change forwards.`,
+      );
+    }
+    const parsed = ConfigSchema.safeParse(next);
+    if (!parsed.success) {
+      const problems = problemsFromIssues(parsed.error.issues).map((p) => ({
+        // A problem in the forward being written is reported against the request, as the client sent it.
+        path: requestKey ? p.path.replace(/^forwards\[\d+\]/, requestKey) : p.path,
+        message: p.message,
+      }));
+      throw new ApiError('EINVAL', `The forward cannot be saved: ${formatProblems(problems)}`, problems);
+    }
+    await this.options.store.save(parsed.data);
+    this.config = parsed.data;
+  }
+
+  private find(id: string): Runtime {
+    const runtime = this.runtimes.get(id);
+    if (!runtime) {
+      const known = [...this.runtimes.keys()];
+      const hint = known.length > 0 ? ` Known ids: ${known.join(', ')}.` : ' There are no forwards yet.';
+      throw new ApiError('ENOFORWARD', `No forward with id "${id}".${hint}`);
+    }
+    return runtime;
+  }
+
+  private async startRuntime(runtime: Runtime): Promise<void> {
+    const { forward } = runtime;
+    runtime.state = 'starting';
+    runtime.error = null;
+    this.emitForward(runtime);
+    const forwarder =
+      forward.protocol === 'udp'
+        ? new UdpForwarder(forward, this.udp, this.options.binder)
+        : new TcpForwarder(forward, this.tcp, this.options.binder);
+    try {
+      runtime.via = await forwarder.start();
+      runtime.forwarder = forwarder;
+      runtime.state = 'listening';
+    } catch (err) {
+      await forwarder.stop();
+      runtime.via = undefined;
+      runtime.state = 'error';
+      runtime.error = listenProblem(forward, err as NodeJS.ErrnoException);
+    }
+    this.emitForward(runtime);
+  }
+
+  private async stopRuntime(runtime: Runtime, state: 'stopped'): Promise<void> {
+    const forwarder = runtime.forwarder;
+    runtime.forwarder = undefined;
+    if (forwarder) {
+      await forwarder.stop();
+      runtime.past = addCounters(runtime.past, forwarder.sample());
+    }
+    runtime.state = state;
+    runtime.via = undefined;
+    runtime.error = null;
+  }
+
+  private statusAll(): ForwardStatus[] {
+    return this.config.forwards.flatMap((f) => {
+      const runtime = this.runtimes.get(f.id);
+      return runtime ? [this.status(runtime)] : [];
+    });
+  }
+
+  private status(runtime: Runtime): ForwardStatus {
+    const { forward } = runtime;
+    const counters = runtime.forwarder ? addCounters(runtime.past, runtime.forwarder.sample()) : runtime.past;
+    return {
+      id: forward.id,
+      ...(forward.name !== undefined ? { name: forward.name } : {}),
+      enabled: forward.enabled,
+      protocol: forward.protocol,
+      listen: { ...forward.listen },
+      target: { ...forward.target },
+      state: runtime.state,
+      ...(runtime.via ? { via: runtime.via } : {}),
+      error: runtime.error,
+      lastError: counters.lastError,
+      connections: { active: counters.active, total: counters.total },
+      bytes: { toTarget: counters.toTarget, fromTarget: counters.fromTarget },
+      errors: counters.errors,
+    };
+  }
+
+  private pushStats(): void {
+    const stats = [];
+    for (const runtime of this.runtimes.values()) {
+      const status = this.status(runtime);
+      const key = statsKey(status);
+      if (this.lastStats.get(status.id) === key) continue;
+      this.lastStats.set(status.id, key);
+      const { id, connections, bytes, errors, lastError } = status;
+      stats.push({ id, connections, bytes, errors, lastError });
+    }
+    if (stats.length > 0) this.emit({ type: 'stats', stats });
+  }
+
+  private emitForward(runtime: Runtime): void {
+    this.emit({ type: 'forward', forward: this.status(runtime) });
+  }
+
+  private emit(event: BerthEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // One broken subscriber must not stop the others or the engine.
+      }
+    }
+  }
+}
+
+function newRuntime(forward: Forward): Runtime {
+  return {
+    forward,
+    state: 'stopped',
+    via: undefined,
+    error: null,
+    forwarder: undefined,
+    past: newCounters(),
+  };
+}
+
+function addCounters(past: Counters, live: Counters): Counters {
+  return {
+    active: live.active,
+    total: past.total + live.total,
+    toTarget: past.toTarget + live.toTarget,
+    fromTarget: past.fromTarget + live.fromTarget,
+    errors: past.errors + live.errors,
+    lastError: live.lastError ?? past.lastError,
+  };
+}
+
+function statsKey(status: ForwardStatus): string {
+  return JSON.stringify([status.connections, status.bytes, status.errors, status.lastError]);
+}

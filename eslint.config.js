@@ -1,0 +1,49 @@
+// @ts-check
+import js from '@eslint/js';
+import prettier from 'eslint-config-prettier';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+/** Imports each layer may never make (see ../shared/STYLE.md, "Layers you can see from the folder names"). */
+const appBans = {
+  paths: [
+    { name: 'electron', message: 'app/ runs in plain Node: Electron belongs in main/.' },
+    { name: 'react', message: 'app/ is UI-free: React belongs in renderer/.' },
+  ],
+  patterns: [
+    { group: ['**/main/**', '**/renderer/**'], message: 'app/ never imports main/ or renderer/.' },
+    { group: ['react-dom', 'react-dom/*', 'electron/*'], message: 'app/ stays Electron- and React-free.' },
+  ],
+};
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'native/build/', 'out/', '.vite/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      globals: { ...globals.node },
+      parserOptions: {
+        // One tsconfig per runtime (STYLE.md); each file is linted with the types of the runtime it runs in.
+        project: ['./tsconfig.test.json'],
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "Property[key.name='shell'][value.value=true]",
+          message: 'Subprocesses never go through a shell.',
+        },
+      ],
+    },
+  },
+  { files: ['app/**/*.ts'], rules: { 'no-restricted-imports': ['error', appBans] } },
+  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  prettier,
+);
