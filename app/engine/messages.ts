@@ -13,6 +13,8 @@ export function listenProblem(forward: Forward, err: NodeJS.ErrnoException): For
   const where = describeListen(forward);
   const { address, port } = forward.listen;
   const code = err.code ?? 'EUNKNOWN';
+  // berth-helper's own failures (absent, refused, timed out) already carry a full sentence with the fix.
+  if (code.startsWith('EHELPER')) return { code, message: err.message };
   switch (code) {
     case 'EADDRINUSE':
       return {
