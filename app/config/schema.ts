@@ -1,10 +1,27 @@
 /**
  * The version-1 config format of ../shared/DESIGN.md, defined once: the zod schemas below are the runtime
- * validator and, through z.infer, the TypeScript types. Everything else (engine, API, UI form) reuses them.
+ * validator and, through z.infer, the TypeScript types. Everything else (engine, API, UI form) reuses them,
+ * so this file stays free of Node built-ins: the renderer runs it in the browser.
  */
-import { isIP } from 'node:net';
-import { isAbsolute } from 'node:path';
 import { z } from 'zod';
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** 4 for an IPv4 literal, 6 for an IPv6 literal, 0 otherwise (like node:net isIP, but browser-safe). */
+export function ipVersion(value: string): 0 | 4 | 6 {
+  if (IPV4.test(value)) return 4;
+  if (!value.includes(':') || !/^[0-9a-fA-F:.]+$/.test(value)) return 0;
+  try {
+    // The WHATWG URL parser implements the full IPv6 grammar (including embedded IPv4) in Node and browsers.
+    new URL(`http://[${value}]/`);
+    return 6;
+  } catch {
+    return 0;
+  }
+}
+
+const isAbsolute = (path: string): boolean => path.startsWith('/');
+const isIP = ipVersion;
 
 /** The newest config format this build reads and writes. */
 export const CONFIG_VERSION = 1;
