@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
 import globals from 'globals';
+import { builtinModules } from 'node:module';
 import tseslint from 'typescript-eslint';
 
 /** Imports each layer may never make (see ../shared/STYLE.md, "Layers you can see from the folder names"). */
@@ -16,6 +17,22 @@ const appBans = {
   ],
 };
 
+/** renderer/ runs in the browser: React, its own code and app/'s browser-safe API and schema, nothing else. */
+const rendererBans = {
+  paths: [{ name: 'electron', message: 'renderer/ talks to Electron only through the preload transport.' }],
+  patterns: [
+    {
+      group: ['node:*', ...builtinModules, ...builtinModules.map((name) => `${name}/*`)],
+      message: 'renderer/ runs in the browser: no Node built-ins.',
+    },
+    {
+      regex: String.raw`^(\.\./)+app/(?!api/|config/schema\.js$|config/problems\.js$)`,
+      message: 'renderer/ may import only app/api, app/config/schema and app/config/problems (browser-safe).',
+    },
+    { group: ['**/main/**', 'electron/*'], message: 'renderer/ never imports main/ or Electron.' },
+  ],
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'native/build/', 'out/', '.vite/', 'coverage/'] },
   js.configs.recommended,
@@ -25,13 +42,21 @@ export default tseslint.config(
       globals: { ...globals.node },
       parserOptions: {
         // One tsconfig per runtime (STYLE.md); each file is linted with the types of the runtime it runs in.
-        project: ['./tsconfig.test.json'],
+        project: ['./tsconfig.test.json', './tsconfig.web.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        // node:test's test()/describe() return promises the runner itself awaits.
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] },
+          ],
+        },
+      ],
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': [
@@ -44,6 +69,11 @@ export default tseslint.config(
     },
   },
   { files: ['app/**/*.ts'], rules: { 'no-restricted-imports': ['error', appBans] } },
+  {
+    files: ['renderer/**/*.{ts,tsx}'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: { 'no-restricted-imports': ['error', rendererBans] },
+  },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
   prettier,
 );

@@ -1,0 +1,133 @@
+/** Shared pieces of the tests: temp dirs, engines on temp configs, real targets and clients. */
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import type { ForwardInput } from '../app/config/schema.js';
+import { ConfigStore } from '../app/config/store.js';
+import { Engine, type EngineOptions } from '../app/engine/engine.js';
+
+/** A temp folder removed when the test ends. */
+export async function tempDir(t: TestContext, prefix = 'berth-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A started engine on a temp config, closed when the test ends. */
+export async function startEngine(
+  t: TestContext,
+  options: Omit<EngineOptions, 'store'> = {},
+): Promise<{ engine: Engine; dir: string; configFile: string }> {
+  const dir = await tempDir(t);
+  const configFile = join(dir, 'config.json');
+  const engine = new Engine({ store: new ConfigStore(configFile), ...options });
+  await engine.start();
+  t.after(() => engine.close());
+  return { engine, dir, configFile };
+}
+
+/** A port that was free a moment ago on `host` (the kernel picks it). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, host);
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A TCP server closed when the test ends; `handler` gets each connection. */
+export async function tcpServer(
+  t: TestContext,
+  handler: (socket: net.Socket) => void,
+  host = '127.0.0.1',
+  options: net.ServerOpts = { allowHalfOpen: true },
+): Promise<{ server: net.Server; port: number }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer(options, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    handler(socket);
+  });
+  server.listen(0, host);
+  await once(server, 'listening');
+  t.after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+/** An echo target: everything received is sent back; the FIN is echoed too (half-close aware). */
+export function echo(socket: net.Socket): void {
+  socket.pipe(socket);
+}
+
+/** Adds a TCP forward from a free local port to `target` and returns the listen port. */
+export async function addForward(
+  engine: Engine,
+  id: string,
+  target: ForwardInput['target'],
+  extra: Partial<ForwardInput> = {},
+): Promise<number> {
+  const address = extra.listen?.address ?? '127.0.0.1';
+  const port = extra.listen?.port ?? (await freePort(address));
+  const status = await engine.call('add', { forward: { id, target, ...extra, listen: { address, port } } });
+  if (extra.enabled !== false && status.state !== 'listening') {
+    throw new Error(`forward ${id} did not start: ${JSON.stringify(status.error)}`);
+  }
+  return port;
+}
+
+/** Connects to host:port; resolves once connected. */
+export async function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+  const socket = net.connect({ port, host, allowHalfOpen: true });
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Everything a socket sends until it ends, as one buffer. */
+export async function readAll(socket: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  await once(socket, 'end');
+  return Buffer.concat(chunks);
+}
+
+/** Waits until `check` holds, polling every 10 ms; fails with `what` after `limitMs`. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  limitMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Resolves to true when a fresh listener can bind host:port right now. */
+export async function canBind(port: number, host = '127.0.0.1'): Promise<boolean> {
+  const server = net.createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Resolves when the socket has closed, whether cleanly or by an error (returned, if any). */
+export function closed(socket: net.Socket): Promise<NodeJS.ErrnoException | undefined> {
+  return new Promise((resolve) => {
+    let error: NodeJS.ErrnoException | undefined;
+    socket.on('error', (err) => (error = err));
+    // Read (and drop) to see the FIN, and answer it, or a half-open socket never closes.
+    socket.resume();
+    socket.on('end', () => socket.end());
+    socket.once('close', () => resolve(error));
+  });
+}
