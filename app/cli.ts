@@ -14,13 +14,15 @@ import { CONFIG_VERSION } from './config/schema.js';
 import { ConfigError, parseConfig } from './config/store.js';
 import { ControlClient } from './control/client.js';
 import { configPath, controlPath } from './paths.js';
-import { serve } from './serve.js';
+import { serve, type ServeOptions } from './serve.js';
 import { VERSION } from './version.js';
+import { isLoopback } from './web/server.js';
 
 const USAGE = `Usage: berth <command> [options]
 
 Commands:
-  serve [--no-ui]                     run Berth in the foreground (Ctrl+C stops it)
+  serve [--ui HOST:PORT] [--no-ui]    run Berth in the foreground (Ctrl+C stops it); the UI is
+                                      served on loopback, a random port unless --ui says
   status [--json]                     show the forwards of the running Berth
   enable ID | disable ID              start or stop a forward (saved to the config)
   add ID --listen [ADDR:]PORT --target HOST:PORT|unix:/PATH
@@ -51,7 +53,7 @@ const common = {
 } as const satisfies ParseArgsConfig['options'];
 
 const commandOptions = {
-  serve: { 'no-ui': { type: 'boolean' } },
+  serve: { 'no-ui': { type: 'boolean' }, ui: { type: 'string' } },
   status: { json: { type: 'boolean' } },
   enable: {},
   disable: {},
@@ -124,7 +126,7 @@ async function run(command: Command, values: Values, positionals: string[], io: 
   switch (command) {
     case 'serve':
       expectPositionals(command, positionals, 0);
-      return runServe(configPath(str('config')), control, io);
+      return runServe(configPath(str('config')), control, uiOption(values), io);
     case 'validate':
       expectPositionals(command, positionals, 0, 1);
       return validate(positionals[0] ?? configPath(str('config')), io);
@@ -248,8 +250,26 @@ async function validate(path: string, io: Io): Promise<number> {
   }
 }
 
-async function runServe(config: string, control: string, io: Io): Promise<number> {
-  const served = await serve({ configPath: config, controlPath: control, out: io.out, err: io.err });
+// `--ui 127.0.0.1:8080`, `--ui [::1]:0`, `--ui localhost:8080` or `--ui 8080`; loopback only.
+function uiOption(values: Values): ServeOptions['ui'] {
+  const ui = values.ui;
+  if (values['no-ui'] === true) {
+    if (typeof ui === 'string') throw new UsageError('serve: --ui and --no-ui cannot be used together');
+    return false;
+  }
+  if (typeof ui !== 'string') return undefined;
+  const { host = '127.0.0.1', port } = hostPort('--ui', ui);
+  const address = host === 'localhost' ? '127.0.0.1' : host;
+  if (!isLoopback(address))
+    throw new UsageError(
+      `--ui: the UI is served on loopback only: use 127.0.0.1:PORT or [::1]:PORT, not ${host}`,
+    );
+  if (port > 65535) throw new UsageError(`--ui: port ${port} is not 0-65535`);
+  return { host: address, port };
+}
+
+async function runServe(config: string, control: string, ui: ServeOptions['ui'], io: Io): Promise<number> {
+  const served = await serve({ configPath: config, controlPath: control, ui, out: io.out, err: io.err });
   io.out('Berth is running. Press Ctrl+C to stop.');
   return new Promise((resolve) => {
     let stopping = false;

@@ -4,11 +4,17 @@ import { describeListen } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
 import { ControlServer } from './control/server.js';
 import { Engine } from './engine/engine.js';
+import { WebServer } from './web/server.js';
+import { defaultUiDir } from './web/ui-dir.js';
 
 /** Where serve reads and writes, and what it prints to. */
 export interface ServeOptions {
   configPath: string;
   controlPath: string;
+  /** Where the UI is served (loopback only); false for `--no-ui`. Default 127.0.0.1, a random port. */
+  ui?: { host: string; port: number } | false;
+  /** The built UI; default the package's dist/renderer. */
+  uiDir?: string;
   out: (line: string) => void;
   err: (line: string) => void;
 }
@@ -17,6 +23,8 @@ export interface ServeOptions {
 export interface Served {
   engine: Engine;
   control: ControlServer;
+  /** The UI's web server, unless `--no-ui`. */
+  web: WebServer | undefined;
   stop(): Promise<void>;
 }
 
@@ -36,12 +44,30 @@ export async function serve(options: ServeOptions): Promise<Served> {
   for (const notice of loaded.notices) options.err(`berth: ${notice}`);
   options.out(`Berth control socket: ${options.controlPath}`);
   options.out(`Berth config: ${options.configPath}${loaded.readOnly ? ' (read-only)' : ''}`);
+  let web: WebServer | undefined;
+  if (options.ui !== false) {
+    try {
+      web = await WebServer.open({
+        host: options.ui?.host ?? '127.0.0.1',
+        port: options.ui?.port ?? 0,
+        uiDir: options.uiDir ?? defaultUiDir(),
+        target: engine,
+      });
+    } catch (err) {
+      await control.close();
+      await engine.close();
+      throw err;
+    }
+    options.out(`Berth UI: ${web.url}`);
+  }
   const unsubscribe = engine.subscribe((event) => report(event, options));
   return {
     engine,
     control,
+    web,
     async stop() {
       unsubscribe();
+      await web?.close();
       await control.close();
       await engine.close();
     },
