@@ -38,28 +38,13 @@ export interface Instance {
   cli: (...args: string[]) => Promise<Result>;
 }
 
-/**
- * Starts `berth serve --no-ui` on a temp config and control socket; killed at the end of the test.
- * `wrap` runs it under another command, e.g. `['prlimit', '--nofile=64:64', '--']`.
- */
-export async function serve(t: TestContext, dir?: string, wrap: string[] = []): Promise<Instance> {
+/** Starts `berth serve --no-ui` on a temp config and control socket; killed at the end of the test. */
+export async function serve(t: TestContext, dir?: string): Promise<Instance> {
   const home = dir ?? (await tempDir(t));
   const config = join(home, 'config.json');
   const control = join(home, 'run', 'control.sock');
-  const argv = [
-    process.execPath,
-    '--import',
-    'tsx',
-    cli,
-    'serve',
-    '--no-ui',
-    '--config',
-    config,
-    '--control',
-    control,
-  ];
-  const [program, ...args] = [...wrap, ...argv] as [string, ...string[]];
-  const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['--import', 'tsx', cli, 'serve', '--no-ui', '--config', config, '--control', control];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });

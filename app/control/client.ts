@@ -23,7 +23,10 @@ export class ControlClient implements BerthApi {
   private readonly listeners = new Set<(event: BerthEvent) => void>();
   private subscribed = false;
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly timeoutMs: number,
+  ) {
     readMessages(
       socket,
       (message) => this.receive(message as Reply),
@@ -34,12 +37,12 @@ export class ControlClient implements BerthApi {
   }
 
   /** Connects, or rejects with ENOTRUNNING and a sentence saying how to start Berth. */
-  static connect(path: string): Promise<ControlClient> {
+  static connect(path: string, timeoutMs = 15_000): Promise<ControlClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(path);
       socket.once('connect', () => {
         socket.removeAllListeners('error');
-        resolve(new ControlClient(socket));
+        resolve(new ControlClient(socket, timeoutMs));
       });
       socket.once('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
@@ -59,10 +62,26 @@ export class ControlClient implements BerthApi {
   call<N extends CommandName>(name: N, request: CommandRequest<N>): Promise<CommandResponse<N>> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      if (!writeMessage(this.socket, { id, command: name, request })) {
+      // A Berth that is alive but cannot answer (stopped, out of fds) must not hang the CLI forever.
+      const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new ApiError('ECLOSED', 'The control connection is closed.'));
+        reject(
+          new ApiError('ETIMEDOUT', `Berth did not answer "${name}" within ${this.timeoutMs / 1000} s.`),
+        );
+      }, this.timeoutMs);
+      this.pending.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value as CommandResponse<N>);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+      if (!writeMessage(this.socket, { id, command: name, request })) {
+        this.pending.get(id)?.reject(new ApiError('ECLOSED', 'The control connection is closed.'));
+        this.pending.delete(id);
       }
     });
   }

@@ -60,6 +60,8 @@ export class ControlServer {
       }
     });
     await chmod(path, 0o600);
+    // After listening, errors come from accept() (EMFILE and the like): the client is shed, the socket stays.
+    server.on('error', () => undefined);
     return control;
   }
 
