@@ -5,7 +5,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
-import type { ForwardStatus } from './api/contract.js';
+import { resolve } from 'node:path';
+import type { ForwardStatus, LogLineData } from './api/contract.js';
 import { ApiError } from './api/errors.js';
 import { formatStatusTable } from './cli-format.js';
 import { formatProblems } from './config/problems.js';
@@ -27,8 +28,11 @@ Commands:
   enable ID | disable ID              start or stop a forward (saved to the config)
   add ID --listen [ADDR:]PORT --target HOST:PORT|unix:/PATH
          [--protocol tcp|udp] [--name NAME] [--disabled]
-                                      add a forward to the running Berth
+         [--restart never|on-failure|always] [--cwd DIR] [--env K=V]... [-- COMMAND ARG...]
+                                      add a forward to the running Berth; after --, the backend
+                                      process Berth starts and watches (run without a shell)
   remove ID                           remove a forward
+  logs ID [--follow] [--lines N]      show the backend's recent output
   validate [PATH]                     check a config file
 
 Options:
@@ -59,12 +63,16 @@ const commandOptions = {
   disable: {},
   remove: {},
   validate: {},
+  logs: { follow: { type: 'boolean', short: 'f' }, lines: { type: 'string', short: 'n' } },
   add: {
     listen: { type: 'string' },
     target: { type: 'string' },
     protocol: { type: 'string' },
     name: { type: 'string' },
     disabled: { type: 'boolean' },
+    restart: { type: 'string' },
+    cwd: { type: 'string' },
+    env: { type: 'string', multiple: true },
   },
 } as const satisfies Record<string, ParseArgsConfig['options']>;
 
@@ -83,12 +91,16 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
   try {
     if (!Object.hasOwn(commandOptions, command)) throw new UsageError(`unknown command "${command}"`);
-    const parsed = parse(command as Command, rest);
+    // Everything after `--` is the backend's argv, passed on untouched.
+    const split = rest.indexOf('--');
+    const backendArgv = split === -1 ? [] : rest.slice(split + 1);
+    const parsed = parse(command as Command, split === -1 ? rest : rest.slice(0, split));
+    if (split !== -1 && command !== 'add') throw new UsageError(`${command}: unexpected arguments after --`);
     if (parsed.values.help) {
       io.out(USAGE);
       return 0;
     }
-    return await run(command as Command, parsed.values, parsed.positionals, io);
+    return await run(command as Command, parsed.values, parsed.positionals, io, backendArgv);
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`berth: ${err.message}\nRun \`berth --help\` for usage.`);
@@ -104,7 +116,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 function parse(command: Command, args: string[]): { values: Values; positionals: string[] } {
   try {
@@ -120,7 +132,13 @@ function parse(command: Command, args: string[]): { values: Values; positionals:
   }
 }
 
-async function run(command: Command, values: Values, positionals: string[], io: Io): Promise<number> {
+async function run(
+  command: Command,
+  values: Values,
+  positionals: string[],
+  io: Io,
+  backendArgv: string[],
+): Promise<number> {
   const str = (key: string) => (typeof values[key] === 'string' ? values[key] : undefined);
   const control = controlPath(str('control'));
   switch (command) {
@@ -156,13 +174,51 @@ async function run(command: Command, values: Values, positionals: string[], io: 
     }
     case 'add': {
       const [id] = expectPositionals(command, positionals, 1);
-      const forward = forwardFromFlags(id as string, values);
+      const forward = forwardFromFlags(id as string, values, backendArgv);
       return withClient(control, async (client) => {
         const status = await client.call('add', { forward });
         io.out(describeState(status));
         return status.state === 'error' ? 1 : 0;
       });
     }
+    case 'logs': {
+      const [id] = expectPositionals(command, positionals, 1);
+      const lines = str('lines') === undefined ? 200 : Number(str('lines'));
+      if (!Number.isInteger(lines) || lines < 1)
+        throw new UsageError(`logs: --lines must be a positive whole number`);
+      return values.follow
+        ? followLogs(control, id as string, lines, io)
+        : printLogs(control, id as string, lines, io);
+    }
+  }
+}
+
+const formatLine = (line: LogLineData) => `${line.time} ${line.stream.padEnd(6)} ${line.text}`;
+
+function printLogs(control: string, id: string, limit: number, io: Io): Promise<number> {
+  return withClient(control, async (client) => {
+    const { lines } = await client.call('logs', { id, limit });
+    for (const line of lines) io.out(formatLine(line));
+    return 0;
+  });
+}
+
+// Prints the recent lines, then every new one as it arrives, until Ctrl+C or Berth goes away.
+async function followLogs(control: string, id: string, limit: number, io: Io): Promise<number> {
+  const client = await ControlClient.connect(control);
+  try {
+    const { lines } = await client.call('logs', { id, limit });
+    for (const line of lines) io.out(formatLine(line));
+    return await new Promise<number>((resolve) => {
+      client.subscribe((event) => {
+        if (event.type === 'log' && event.id === id) for (const line of event.lines) io.out(formatLine(line));
+        if (event.type === 'removed' && event.id === id) resolve(0);
+      });
+      client.onClose(() => resolve(1));
+      process.once('SIGINT', () => resolve(0));
+    });
+  } finally {
+    client.close();
   }
 }
 
@@ -188,7 +244,7 @@ function describeState(forward: ForwardStatus): string {
   return `${forward.id}: ${forward.state}${forward.via ? ` (${forward.via})` : ''}`;
 }
 
-function forwardFromFlags(id: string, values: Values): ForwardInput {
+function forwardFromFlags(id: string, values: Values, backendArgv: string[]): ForwardInput {
   const listen = values.listen;
   const target = values.target;
   if (typeof listen !== 'string') throw new UsageError('add: --listen [ADDRESS:]PORT is required');
@@ -207,6 +263,31 @@ function forwardFromFlags(id: string, values: Values): ForwardInput {
     target: target.startsWith('unix:')
       ? { unix: target.slice('unix:'.length) }
       : (({ host, port }) => ({ host: host ?? '127.0.0.1', port }))(hostPort('--target', target)),
+    ...backendFromFlags(values, backendArgv),
+  };
+}
+
+function backendFromFlags(values: Values, argv: string[]): Pick<ForwardInput, 'backend'> {
+  const { restart, cwd, env } = values;
+  if (argv.length === 0) {
+    if (restart !== undefined || cwd !== undefined || env !== undefined) {
+      throw new UsageError('add: --restart, --cwd and --env need a backend command after --');
+    }
+    return {};
+  }
+  const variables: Record<string, string> = {};
+  for (const pair of Array.isArray(env) ? env : []) {
+    const equals = pair.indexOf('=');
+    if (equals < 1) throw new UsageError(`add: --env "${pair}" is not NAME=VALUE`);
+    variables[pair.slice(0, equals)] = pair.slice(equals + 1);
+  }
+  return {
+    backend: {
+      command: argv,
+      ...(typeof cwd === 'string' ? { cwd: resolve(cwd) } : {}),
+      ...(env !== undefined ? { env: variables } : {}),
+      ...(typeof restart === 'string' ? { restart: restart as 'never' } : {}),
+    },
   };
 }
 

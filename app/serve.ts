@@ -1,4 +1,5 @@
 /** `berth serve`: the engine and its control socket in the foreground, until SIGINT or SIGTERM. */
+import { dirname, join } from 'node:path';
 import type { BerthEvent } from './api/contract.js';
 import { describeListen } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
@@ -30,7 +31,11 @@ export interface Served {
 
 /** Starts the engine and the control socket; rejects (with nothing left open) if either cannot start. */
 export async function serve(options: ServeOptions): Promise<Served> {
-  const engine = new Engine({ store: new ConfigStore(options.configPath) });
+  const engine = new Engine({
+    store: new ConfigStore(options.configPath),
+    // Next to the control socket: per user, per instance, and gone after a reboot like the pids it names.
+    recordsPath: join(dirname(options.controlPath), 'backends.json'),
+  });
   // The control socket first: it is also the single-instance lock, checked before any port is bound.
   const control = await ControlServer.open(options.controlPath, engine);
   let loaded;
@@ -60,7 +65,8 @@ export async function serve(options: ServeOptions): Promise<Served> {
     }
     options.out(`Berth UI: ${web.url}`);
   }
-  const unsubscribe = engine.subscribe((event) => report(event, options));
+  const seen = new Map<string, string>();
+  const unsubscribe = engine.subscribe((event) => report(event, options, seen));
   return {
     engine,
     control,
@@ -74,17 +80,48 @@ export async function serve(options: ServeOptions): Promise<Served> {
   };
 }
 
-// One line per state change a person cares about; counters are left to `berth status`.
-function report(event: BerthEvent, options: ServeOptions): void {
+// One line per change a person cares about (listener state, backend state); counters are left to
+// `berth status`. `seen` remembers what was printed last per forward.
+function report(event: BerthEvent, options: ServeOptions, seen: Map<string, string>): void {
   if (event.type === 'snapshot') {
-    for (const forward of event.forwards) report({ type: 'forward', forward }, options);
+    for (const forward of event.forwards) report({ type: 'forward', forward }, options, seen);
   } else if (event.type === 'forward') {
     const f = event.forward;
-    if (f.state === 'listening')
-      options.out(`${f.id}: listening on ${describeListen(f)} (${f.via ?? 'direct'})`);
-    else if (f.state === 'error' && f.error) options.err(`${f.id}: ${f.error.code}: ${f.error.message}`);
-    else if (f.state === 'stopped') options.out(`${f.id}: stopped`);
+    const listener =
+      f.state === 'listening'
+        ? `listening on ${describeListen(f)} (${f.via ?? 'direct'})`
+        : f.state === 'error' && f.error
+          ? `${f.error.code}: ${f.error.message}`
+          : f.state;
+    if (seen.get(f.id) !== listener && f.state !== 'starting') {
+      (f.state === 'error' ? options.err : options.out)(`${f.id}: ${listener}`);
+    }
+    seen.set(f.id, listener);
+    const b = f.backend;
+    if (!b) return;
+    const backend =
+      b.state === 'running'
+        ? `backend running (pid ${b.pid})`
+        : b.state === 'failed'
+          ? `backend failed: ${b.reason ?? 'unknown reason'}`
+          : b.state === 'restarting' || b.state === 'exited'
+            ? `backend ${b.state} (${b.signal ? `killed by ${b.signal}` : `exit code ${b.exitCode}`})`
+            : `backend ${b.state}`;
+    if (seen.get(`${f.id} backend`) !== backend && b.state !== 'starting') {
+      (b.state === 'failed' ? options.err : options.out)(`${f.id}: ${backend}`);
+    }
+    seen.set(`${f.id} backend`, backend);
+    if (b.fdCheck === 'leak' && seen.get(`${f.id} leak`) !== String(b.pid)) {
+      options.err(
+        `${f.id}: the backend (pid ${b.pid}) holds one of Berth's listening sockets: ports may stay bound.`,
+      );
+      seen.set(`${f.id} leak`, String(b.pid));
+    }
   } else if (event.type === 'removed') {
     options.out(`${event.id}: removed`);
+    for (const key of [...seen.keys()])
+      if (key === event.id || key.startsWith(`${event.id} `)) seen.delete(key);
+  } else if (event.type === 'notice') {
+    options.err(`berth: ${event.message}`);
   }
 }

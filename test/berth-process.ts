@@ -63,6 +63,7 @@ export async function serve(t: TestContext, dir?: string): Promise<Instance> {
     config,
     control,
     output: () => output,
-    cli: (...args) => berth([...args, '--control', control]),
+    // The control flag goes right after the command: anything after `--` belongs to a backend.
+    cli: (command, ...args) => berth([command, '--control', control, ...args]),
   };
 }

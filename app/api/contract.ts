@@ -34,6 +34,13 @@ export const BackendStatusSchema = z.object({
   reason: z.string().nullable().optional(),
 });
 
+/** One line of a backend's output (or Berth's note about it). */
+export const LogLineSchema = z.object({
+  time: z.string(),
+  stream: z.enum(['stdout', 'stderr', 'berth']),
+  text: z.string(),
+});
+
 /** Counters of one forward; batched into `stats` events a few times a second. */
 export const ForwardCountersSchema = z.object({
   connections: z.object({ active: z.number(), total: z.number() }),
@@ -77,6 +84,10 @@ export const commands = {
   remove: { request: byId, response: z.object({ id: z.string() }) },
   enable: { request: byId, response: ForwardStatusSchema },
   disable: { request: byId, response: ForwardStatusSchema },
+  logs: {
+    request: z.strictObject({ id: z.string(), limit: z.number().int().min(1).max(10_000).optional() }),
+    response: z.object({ id: z.string(), lines: z.array(LogLineSchema) }),
+  },
 } as const;
 
 /** Events pushed to subscribers: first a snapshot, then changes. */
@@ -89,6 +100,7 @@ export const EventSchema = z.discriminatedUnion('type', [
     stats: z.array(ForwardCountersSchema.extend({ id: z.string() })),
   }),
   z.object({ type: z.literal('notice'), level: z.enum(['info', 'warning', 'error']), message: z.string() }),
+  z.object({ type: z.literal('log'), id: z.string(), lines: z.array(LogLineSchema) }),
 ]);
 
 /** The error envelope that crosses every transport and is rebuilt as an ApiError on the other side. */
@@ -109,6 +121,7 @@ export type BackendStatus = z.output<typeof BackendStatusSchema>;
 export type Status = z.output<typeof StatusSchema>;
 export type BerthEvent = z.output<typeof EventSchema>;
 export type ErrorEnvelope = z.output<typeof ErrorEnvelopeSchema>;
+export type LogLineData = z.output<typeof LogLineSchema>;
 
 /** What every transport offers a client: typed commands and a subscription. */
 export interface BerthApi {

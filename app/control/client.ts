@@ -95,6 +95,11 @@ export class ControlClient implements BerthApi {
     return () => this.listeners.delete(listener);
   }
 
+  /** Calls `listener` once when the connection ends (Berth stopped or went away). */
+  onClose(listener: () => void): void {
+    this.socket.once('close', listener);
+  }
+
   /** Closes the connection. */
   close(): void {
     this.socket.destroy();

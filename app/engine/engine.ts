@@ -19,6 +19,10 @@ import { ApiError } from '../api/errors.js';
 import { formatProblems, problemsFromIssues } from '../config/problems.js';
 import { ConfigSchema, type Config, type Forward } from '../config/schema.js';
 import type { ConfigStore, LoadResult } from '../config/store.js';
+import { Backend, DEFAULT_POLICY, type SupervisionPolicy } from '../backend/backend.js';
+import type { LogLine } from '../backend/log-buffer.js';
+import { ownListeningInodes } from '../backend/proc.js';
+import { SpawnRecords } from '../backend/records.js';
 import { newCounters, type Counters, type Forwarder } from './counters.js';
 import type { PrivilegedBinder, Via } from './listener.js';
 import { listenProblem, type ForwardProblem } from './messages.js';
@@ -34,6 +38,10 @@ export interface EngineOptions {
   udp?: Partial<UdpLimits>;
   /** How often counters are pushed to subscribers. */
   statsIntervalMs?: number;
+  /** Backoff, crash-loop limit, grace period and log size of supervised backends. */
+  supervision?: Partial<SupervisionPolicy>;
+  /** Where live backends are recorded, so a Berth killed with SIGKILL is cleaned up after by the next. */
+  recordsPath?: string;
 }
 
 const DEFAULT_TCP: TcpLimits = { connectTimeoutMs: 10_000, maxConnections: 4096 };
@@ -47,6 +55,8 @@ interface Runtime {
   forwarder: Forwarder | undefined;
   /** Counters of forwarders that were stopped, so totals survive disable/enable and edits. */
   past: Counters;
+  /** The supervised process behind the forward, when it has one. */
+  backend: Backend | undefined;
 }
 
 type Listener = (event: BerthEvent) => void;
@@ -64,10 +74,18 @@ export class Engine implements BerthApi {
   private readonly udp: UdpLimits;
   private closed = false;
   private startup: Promise<unknown> = Promise.resolve();
+  private readonly policy: SupervisionPolicy;
+  private readonly records: SpawnRecords | undefined;
+  private readonly pendingLogs = new Map<string, LogLine[]>();
+  private logTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.tcp = { ...DEFAULT_TCP, ...options.tcp };
     this.udp = { ...DEFAULT_UDP, ...options.udp };
+    this.policy = { ...DEFAULT_POLICY, ...options.supervision };
+    this.records = options.recordsPath
+      ? new SpawnRecords(options.recordsPath, this.policy.graceMs)
+      : undefined;
   }
 
   /** Loads the config and starts every enabled forward; a forward that fails is in `error`, not fatal. */
@@ -80,8 +98,10 @@ export class Engine implements BerthApi {
 
   private async load(): Promise<LoadResult> {
     const loaded = await this.options.store.load();
+    // Backends a killed Berth left behind go first: they may hold the ports and targets about to be used.
+    if (this.records) loaded.notices.push(...(await this.records.reapOrphans()));
     this.config = loaded.config;
-    for (const forward of this.config.forwards) this.runtimes.set(forward.id, newRuntime(forward));
+    for (const forward of this.config.forwards) this.runtimes.set(forward.id, this.newRuntime(forward));
     await Promise.all(
       [...this.runtimes.values()].filter((r) => r.forward.enabled).map((r) => this.startRuntime(r)),
     );
@@ -94,6 +114,8 @@ export class Engine implements BerthApi {
     this.closed = true;
     clearInterval(this.statsTimer);
     this.statsTimer = undefined;
+    clearTimeout(this.logTimer);
+    this.logTimer = undefined;
     await this.queue.catch(() => undefined);
     await Promise.all([...this.runtimes.values()].map((r) => this.stopRuntime(r, 'stopped')));
     this.listeners.clear();
@@ -150,6 +172,10 @@ export class Engine implements BerthApi {
         return this.serial(() => this.setEnabled((request as Parsed<'enable'>).id, true));
       case 'disable':
         return this.serial(() => this.setEnabled((request as Parsed<'disable'>).id, false));
+      case 'logs': {
+        const { id, limit } = request as Parsed<'logs'>;
+        return Promise.resolve({ id, lines: this.find(id).backend?.logs.tail(limit) ?? [] });
+      }
     }
   }
 
@@ -171,7 +197,7 @@ export class Engine implements BerthApi {
       );
     }
     await this.saveConfig({ ...this.config, forwards: [...this.config.forwards, forward] }, 'forward');
-    const runtime = newRuntime(forward);
+    const runtime = this.newRuntime(forward);
     this.runtimes.set(forward.id, runtime);
     if (forward.enabled) await this.startRuntime(runtime);
     else this.emitForward(runtime);
@@ -193,6 +219,7 @@ export class Engine implements BerthApi {
     );
     await this.stopRuntime(runtime, 'stopped');
     runtime.forward = forward;
+    runtime.backend = this.newBackend(forward);
     if (forward.enabled) await this.startRuntime(runtime);
     else this.emitForward(runtime);
     return this.status(runtime);
@@ -274,6 +301,8 @@ export class Engine implements BerthApi {
       runtime.via = await forwarder.start();
       runtime.forwarder = forwarder;
       runtime.state = 'listening';
+      // The listener first, so the port is stable; clients that come while the backend starts wait for it.
+      runtime.backend?.start();
     } catch (err) {
       await forwarder.stop();
       runtime.via = undefined;
@@ -286,13 +315,55 @@ export class Engine implements BerthApi {
   private async stopRuntime(runtime: Runtime, state: 'stopped'): Promise<void> {
     const forwarder = runtime.forwarder;
     runtime.forwarder = undefined;
+    const backendStopped = runtime.backend?.stop();
     if (forwarder) {
       await forwarder.stop();
       runtime.past = addCounters(runtime.past, forwarder.sample());
     }
+    await backendStopped;
     runtime.state = state;
     runtime.via = undefined;
     runtime.error = null;
+  }
+
+  private newRuntime(forward: Forward): Runtime {
+    return {
+      forward,
+      state: 'stopped',
+      via: undefined,
+      error: null,
+      forwarder: undefined,
+      past: newCounters(),
+      backend: this.newBackend(forward),
+    };
+  }
+
+  private newBackend(forward: Forward): Backend | undefined {
+    if (!forward.backend) return undefined;
+    const id = forward.id;
+    return new Backend(id, forward.backend, this.policy, {
+      onStatus: () => {
+        const runtime = this.runtimes.get(id);
+        if (runtime) this.emitForward(runtime);
+      },
+      onLog: (line) => this.queueLog(id, line),
+      onSpawn: (record) => void this.records?.set(id, record).catch(() => undefined),
+      listeningInodes: ownListeningInodes,
+    });
+  }
+
+  // Output is pushed in small batches: a chatty backend must not turn into one event per line.
+  private queueLog(id: string, line: LogLine): void {
+    if (this.listeners.size === 0) return;
+    const pending = this.pendingLogs.get(id) ?? [];
+    pending.push(line);
+    this.pendingLogs.set(id, pending);
+    this.logTimer ??= setTimeout(() => {
+      this.logTimer = undefined;
+      const batches = [...this.pendingLogs];
+      this.pendingLogs.clear();
+      for (const [forwardId, lines] of batches) this.emit({ type: 'log', id: forwardId, lines });
+    }, 100);
   }
 
   private statusAll(): ForwardStatus[] {
@@ -319,6 +390,7 @@ export class Engine implements BerthApi {
       connections: { active: counters.active, total: counters.total },
       bytes: { toTarget: counters.toTarget, fromTarget: counters.fromTarget },
       errors: counters.errors,
+      ...(runtime.backend ? { backend: runtime.backend.current } : {}),
     };
   }
 
@@ -348,17 +420,6 @@ export class Engine implements BerthApi {
       }
     }
   }
-}
-
-function newRuntime(forward: Forward): Runtime {
-  return {
-    forward,
-    state: 'stopped',
-    via: undefined,
-    error: null,
-    forwarder: undefined,
-    past: newCounters(),
-  };
 }
 
 function addCounters(past: Counters, live: Counters): Counters {

@@ -18,8 +18,12 @@ export interface TcpLimits {
 
 interface Connection {
   client: net.Socket;
-  upstream: net.Socket;
+  /** Undefined between attempts while waiting for a backend to come up. */
+  upstream: net.Socket | undefined;
 }
+
+// How long to wait before trying a refusing target again, when the forward's backend may still be starting.
+const RETRY_MS = 100;
 
 /** Forwards one TCP listener to its target. */
 export class TcpForwarder implements Forwarder {
@@ -69,7 +73,7 @@ export class TcpForwarder implements Forwarder {
     return new Promise((resolve) => {
       for (const connection of this.connections) {
         connection.client.destroy();
-        connection.upstream.destroy();
+        connection.upstream?.destroy();
       }
       if (!this.server.listening) return resolve();
       // close() waits for connections, all destroyed above; the listening fd is closed synchronously.
@@ -81,7 +85,7 @@ export class TcpForwarder implements Forwarder {
     const sample = { ...this.counters };
     for (const { client, upstream } of this.connections) {
       sample.toTarget += client.bytesRead;
-      sample.fromTarget += upstream.bytesRead;
+      sample.fromTarget += upstream?.bytesRead ?? 0;
     }
     return sample;
   }
@@ -90,55 +94,88 @@ export class TcpForwarder implements Forwarder {
     const counters = this.counters;
     counters.active += 1;
     counters.total += 1;
-    const upstream = connectTo(this.forward.target);
-    const connection: Connection = { client, upstream };
+    const connection: Connection = { client, upstream: undefined };
     this.connections.add(connection);
-
+    const deadline = Date.now() + this.limits.connectTimeoutMs;
     let connected = false;
-    const timer = setTimeout(() => {
-      const err: NodeJS.ErrnoException = new Error('connect timed out');
-      err.code = 'ETIMEDOUT';
-      upstream.destroy(err);
-    }, this.limits.connectTimeoutMs);
+    let retryTimer: NodeJS.Timeout | undefined;
+    let clientClosed = false;
+    let upstreamClosed = true;
 
-    upstream.once('connect', () => {
-      connected = true;
+    const giveUp = (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      upstream.setNoDelay(true);
-      client.setNoDelay(true);
-      // pipe() respects backpressure and, with allowHalfOpen, forwards a FIN as end() of the other side.
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-
-    upstream.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
+      clearTimeout(retryTimer);
       this.fail(err);
       // A client whose target failed is told at once: a reset, as a refused connection would be.
       if (!connected || err.code === 'ECONNRESET') reset(client);
       else client.destroy();
-    });
-    client.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNRESET') reset(upstream);
-      else upstream.destroy();
-    });
-
-    let open = 2;
-    const closed = () => {
-      open -= 1;
-      if (open > 0) return;
+    };
+    const timer = setTimeout(() => {
+      const err: NodeJS.ErrnoException = new Error('connect timed out');
+      err.code = 'ETIMEDOUT';
+      if (connection.upstream) connection.upstream.destroy(err);
+      else giveUp(err);
+    }, this.limits.connectTimeoutMs);
+    const finish = () => {
+      if (!clientClosed || !upstreamClosed) return;
       clearTimeout(timer);
+      clearTimeout(retryTimer);
       this.connections.delete(connection);
       counters.active -= 1;
       counters.toTarget += client.bytesRead;
-      counters.fromTarget += upstream.bytesRead;
+      counters.fromTarget += connection.upstream?.bytesRead ?? 0;
     };
-    client.once('close', closed);
-    upstream.once('close', (hadError) => {
-      // The target went away before the client finished: nothing more can reach the client.
-      if (hadError && !client.destroyed) client.destroy();
-      closed();
+
+    const attempt = () => {
+      const upstream = connectTo(this.forward.target);
+      connection.upstream = upstream;
+      upstreamClosed = false;
+      let retrying = false;
+      upstream.once('connect', () => {
+        connected = true;
+        clearTimeout(timer);
+        upstream.setNoDelay(true);
+        client.setNoDelay(true);
+        // pipe() respects backpressure and, with allowHalfOpen, forwards a FIN as end() of the other side.
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+      upstream.on('error', (err: NodeJS.ErrnoException) => {
+        // A backend that is still starting refuses: the client waits for it, up to the connect timeout.
+        retrying =
+          !connected &&
+          this.forward.backend !== undefined &&
+          (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') &&
+          Date.now() + RETRY_MS < deadline &&
+          !client.destroyed;
+        if (!retrying) giveUp(err);
+      });
+      upstream.once('close', (hadError) => {
+        if (retrying && !clientClosed) {
+          connection.upstream = undefined;
+          upstreamClosed = true;
+          retryTimer = setTimeout(attempt, RETRY_MS);
+          return;
+        }
+        upstreamClosed = true;
+        // The target went away before the client finished: nothing more can reach the client.
+        if (hadError && !client.destroyed) client.destroy();
+        finish();
+      });
+    };
+
+    client.on('error', (err: NodeJS.ErrnoException) => {
+      const upstream = connection.upstream;
+      if (upstream && err.code === 'ECONNRESET') reset(upstream);
+      else upstream?.destroy();
     });
+    client.once('close', () => {
+      clientClosed = true;
+      clearTimeout(retryTimer);
+      if (!connected) connection.upstream?.destroy();
+      finish();
+    });
+    attempt();
   }
 
   private fail(err: NodeJS.ErrnoException): void {

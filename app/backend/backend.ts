@@ -1,0 +1,242 @@
+/**
+ * A supervised backend: the process behind a forward. Started as argv without a shell, in its own process
+ * group with stdin closed; watched, restarted by policy with exponential backoff, stopped with SIGTERM to its
+ * group and SIGKILL after a grace period. Its output is kept in a bounded ring.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { BackendStatus } from '../api/contract.js';
+import type { Backend as BackendConfig } from '../config/schema.js';
+import { LogBuffer, type LogLine } from './log-buffer.js';
+import { fdCheck, procAvailable, startTime } from './proc.js';
+
+/** Timings of supervision; tests shrink them, people get the defaults. */
+export interface SupervisionPolicy {
+  /** First restart delay; doubles on each failure in a row. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Running this long counts as healthy: the backoff and the crash count start over. */
+  healthyAfterMs: number;
+  /** Failures in a row (without a healthy run between) after which the backend is `failed`. */
+  crashLoopLimit: number;
+  /** Time between SIGTERM and SIGKILL when stopping. */
+  graceMs: number;
+  /** How often the fd-hygiene check runs while the backend runs. */
+  fdCheckIntervalMs: number;
+  /** Lines of output kept per backend. */
+  logLines: number;
+}
+
+/** What supervision defaults to: 1 s doubling to 30 s, healthy after a minute, failed after 5 crashes. */
+export const DEFAULT_POLICY: SupervisionPolicy = {
+  backoffBaseMs: 1000,
+  backoffMaxMs: 30_000,
+  healthyAfterMs: 60_000,
+  crashLoopLimit: 5,
+  graceMs: 5000,
+  fdCheckIntervalMs: 10_000,
+  logLines: 1000,
+};
+
+/** A process Berth started, as recorded so a later Berth can clean up after a crash. */
+export interface SpawnRecord {
+  forwardId: string;
+  pid: number;
+  startTime: string;
+  command: string[];
+}
+
+/** What a Backend needs from its owner. */
+export interface BackendHooks {
+  /** Status changed (state, pid, restarts, exit, fdCheck). */
+  onStatus(): void;
+  onLog(line: LogLine): void;
+  /** A process was started or has ended: keep the record of live backends current. */
+  onSpawn(record: SpawnRecord | undefined): void;
+  /** Berth's listening sockets, which no backend may hold. */
+  listeningInodes(): Promise<Set<string>>;
+}
+
+/** Supervises one forward's backend process. */
+export class Backend {
+  private child: ChildProcess | undefined;
+  private status: BackendStatus = {
+    state: 'stopped',
+    pid: null,
+    restarts: 0,
+    exitCode: null,
+    signal: null,
+    fdCheck: 'unknown',
+    startedAt: null,
+    reason: null,
+  };
+  private failuresInARow = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private healthyTimer: NodeJS.Timeout | undefined;
+  private fdTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+  private wanted = false;
+  readonly logs: LogBuffer;
+
+  constructor(
+    private readonly forwardId: string,
+    private readonly config: BackendConfig,
+    private readonly policy: SupervisionPolicy,
+    private readonly hooks: BackendHooks,
+  ) {
+    this.logs = new LogBuffer(policy.logLines, (line) => hooks.onLog(line));
+  }
+
+  /** The status as `berth status --json` shows it. */
+  get current(): BackendStatus {
+    return { ...this.status };
+  }
+
+  /** Starts the process (again); a backend in `failed` starts over with a fresh crash count. */
+  start(): void {
+    this.wanted = true;
+    this.failuresInARow = 0;
+    this.status.restarts = 0;
+    this.launch('starting');
+  }
+
+  /** SIGTERM to the process group, SIGKILL after the grace period; resolves when the process is gone. */
+  stop(): Promise<void> {
+    this.wanted = false;
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.healthyTimer);
+    clearInterval(this.fdTimer);
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      this.set({ state: 'stopped' });
+      return Promise.resolve();
+    }
+    this.stopping ??= new Promise<void>((resolve) => {
+      const kill = setTimeout(() => signalGroup(child, 'SIGKILL'), this.policy.graceMs);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        // The leader is gone; anything it left in its group goes too.
+        signalGroup(child, 'SIGKILL');
+        this.stopping = undefined;
+        resolve();
+      });
+      signalGroup(child, 'SIGTERM');
+    });
+    return this.stopping;
+  }
+
+  private launch(state: 'starting' | 'restarting'): void {
+    const [program, ...args] = this.config.command as [string, ...string[]];
+    this.set({ state, pid: null, reason: null, fdCheck: 'unknown' });
+    let child: ChildProcess;
+    try {
+      child = spawn(program, args, {
+        cwd: this.config.cwd,
+        env: { ...process.env, ...this.config.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true, // its own process group (and session), so the whole tree can be signalled
+        shell: false,
+        windowsHide: true,
+      });
+    } catch (err) {
+      this.cannotRun(err as NodeJS.ErrnoException);
+      return;
+    }
+    this.child = child;
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.logs.write('stdout', chunk));
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.logs.write('stderr', chunk));
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      // Spawn failures (ENOENT, EACCES) arrive here instead of 'spawn'; 'exit' does not follow.
+      if (child.pid === undefined) this.cannotRun(err);
+    });
+    child.once('spawn', () => void this.spawned(child));
+    child.once('exit', (code, signal) => this.exited(child, code, signal));
+  }
+
+  private async spawned(child: ChildProcess): Promise<void> {
+    const pid = child.pid as number;
+    this.set({ state: 'running', pid, startedAt: new Date().toISOString(), exitCode: null, signal: null });
+    this.logs.note(`started pid ${pid}: ${JSON.stringify(this.config.command)}`);
+    this.healthyTimer = setTimeout(() => (this.failuresInARow = 0), this.policy.healthyAfterMs);
+    const started = procAvailable ? await startTime(pid) : undefined;
+    if (child.exitCode === null && child.signalCode === null) {
+      this.hooks.onSpawn({
+        forwardId: this.forwardId,
+        pid,
+        startTime: started ?? '',
+        command: this.config.command,
+      });
+    }
+    await this.checkFds(child);
+    clearInterval(this.fdTimer);
+    this.fdTimer = setInterval(() => void this.checkFds(child), this.policy.fdCheckIntervalMs);
+  }
+
+  private async checkFds(child: ChildProcess): Promise<void> {
+    if (child !== this.child || child.pid === undefined || child.exitCode !== null) return;
+    const result = await fdCheck(child.pid, await this.hooks.listeningInodes());
+    if (child === this.child && child.exitCode === null && result !== this.status.fdCheck) {
+      if (result === 'leak')
+        this.logs.note("holds one of Berth's listening sockets (fd leak): ports may stay bound");
+      this.set({ fdCheck: result });
+    }
+  }
+
+  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child) return;
+    clearTimeout(this.healthyTimer);
+    clearInterval(this.fdTimer);
+    this.logs.flush();
+    this.hooks.onSpawn(undefined);
+    this.logs.note(signal ? `exited on ${signal}` : `exited with code ${code}`);
+    const exit = { pid: null, exitCode: code, signal: signal as string | null };
+    if (!this.wanted) return this.set({ ...exit, state: 'stopped' });
+    const failed = signal !== null || code !== 0;
+    const restart = this.config.restart === 'always' || (this.config.restart === 'on-failure' && failed);
+    if (!restart) return this.set({ ...exit, state: 'exited' });
+
+    this.failuresInARow = failed ? this.failuresInARow + 1 : 0;
+    if (this.failuresInARow >= this.policy.crashLoopLimit) {
+      const last = signal ? `killed by ${signal}` : `exit code ${code}`;
+      const reason = `Crashed ${this.failuresInARow} times in a row (last: ${last}); not restarting. Check its logs (berth logs ${this.forwardId}), fix it, then enable the forward again.`;
+      this.logs.note(reason);
+      return this.set({ ...exit, state: 'failed', reason });
+    }
+    const delay = Math.min(
+      this.policy.backoffMaxMs,
+      this.policy.backoffBaseMs * 2 ** Math.max(0, this.failuresInARow - 1),
+    );
+    this.logs.note(`restarting in ${delay} ms (${this.config.restart})`);
+    this.set({ ...exit, state: 'restarting' });
+    this.restartTimer = setTimeout(() => {
+      this.status.restarts += 1;
+      this.launch('restarting');
+    }, delay);
+  }
+
+  private cannotRun(err: NodeJS.ErrnoException): void {
+    const program = this.config.command[0] ?? '';
+    const why =
+      err.code === 'ENOENT'
+        ? `"${program}" was not found${this.config.cwd ? ` (or the folder ${this.config.cwd} does not exist)` : ''}. Check the command and PATH.`
+        : err.code === 'EACCES'
+          ? `"${program}" is not executable (permission denied).`
+          : `"${program}" could not be started: ${err.message}.`;
+    this.logs.note(`cannot run: ${why}`);
+    this.child = undefined;
+    this.set({ state: 'failed', pid: null, reason: `Cannot run the backend: ${why}` });
+  }
+
+  private set(change: Partial<BackendStatus>): void {
+    this.status = { ...this.status, ...change };
+    this.hooks.onStatus();
+  }
+}
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is already gone.
+  }
+}

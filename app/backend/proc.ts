@@ -1,0 +1,113 @@
+/**
+ * What Linux's /proc tells about processes and sockets: start times (so a recycled pid is never mistaken
+ * for a backend), process trees, and which listening sockets a process holds (the fd-hygiene check).
+ */
+import { readdir, readFile, readlink } from 'node:fs/promises';
+
+/** True where /proc can answer these questions. */
+export const procAvailable = process.platform === 'linux';
+
+/** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined if gone. */
+export async function startTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid and every descendant found through /proc/PID/task/TID/children, plus its process group. */
+export async function processTree(pid: number): Promise<number[]> {
+  const seen = new Set<number>();
+  const queue = [pid];
+  while (queue.length > 0) {
+    const next = queue.pop() as number;
+    if (seen.has(next)) continue;
+    seen.add(next);
+    for (const child of await childrenOf(next)) queue.push(child);
+  }
+  for (const member of await processGroup(pid)) seen.add(member);
+  return [...seen];
+}
+
+/** Every live process whose process group id is `pgid` (zombies, already dead, are not counted). */
+export async function processGroup(pgid: number): Promise<number[]> {
+  const members: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') members.push(Number(name));
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return members;
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const children: number[] = [];
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  for (const tid of tasks) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+    for (const child of text.split(' ')) if (child.trim() !== '') children.push(Number(child));
+  }
+  return children;
+}
+
+/** Socket inodes held open by a process ("socket:[123]" links in /proc/PID/fd). */
+export async function socketInodes(pid: number | 'self'): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  for (const fd of fds) {
+    const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const match = /^socket:\[(\d+)\]$/.exec(link);
+    if (match?.[1]) inodes.add(match[1]);
+  }
+  return inodes;
+}
+
+/**
+ * Inodes of every listening socket in this network namespace: TCP in LISTEN, bound UDP sockets, and Unix
+ * sockets that accept connections. Intersected with a process's own sockets, this says which of them listen.
+ */
+export async function listeningInodes(): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  for (const file of ['tcp', 'tcp6']) {
+    for (const row of await rows(`/proc/net/${file}`)) if (row[3] === '0A' && row[9]) inodes.add(row[9]);
+  }
+  for (const file of ['udp', 'udp6']) {
+    for (const row of await rows(`/proc/net/${file}`)) if (row[9] && row[9] !== '0') inodes.add(row[9]);
+  }
+  // /proc/net/unix: Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON.
+  for (const row of await rows('/proc/net/unix')) {
+    if (row[3] && (parseInt(row[3], 16) & 0x10000) !== 0 && row[6]) inodes.add(row[6]);
+  }
+  return inodes;
+}
+
+async function rows(path: string): Promise<string[][]> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((row) => row.length > 3);
+}
+
+/** Whether any process of `pid`'s tree holds one of `ours` (Berth's listening sockets). */
+export async function fdCheck(pid: number, ours: Set<string>): Promise<'clean' | 'leak' | 'unknown'> {
+  if (!procAvailable) return 'unknown';
+  for (const member of await processTree(pid)) {
+    for (const inode of await socketInodes(member)) if (ours.has(inode)) return 'leak';
+  }
+  return 'clean';
+}
+
+/** The listening sockets this process holds: what no backend may inherit. */
+export async function ownListeningInodes(): Promise<Set<string>> {
+  const [own, listening] = await Promise.all([socketInodes('self'), listeningInodes()]);
+  return new Set([...own].filter((inode) => listening.has(inode)));
+}

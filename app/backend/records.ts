@@ -1,0 +1,92 @@
+/**
+ * The record of running backends (pid and start time), kept in Berth's runtime folder so that a Berth killed
+ * with SIGKILL leaves enough behind for the next start to stop what it left. The start time makes sure a pid
+ * the system has since given to another process is never signalled.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import type { SpawnRecord } from './backend.js';
+import { processGroup, startTime } from './proc.js';
+
+const RecordsSchema = z.array(
+  z.object({
+    forwardId: z.string(),
+    pid: z.number().int().positive(),
+    startTime: z.string(),
+    command: z.array(z.string()),
+  }),
+);
+
+/** Owns the records file; writes are serialized and atomic. */
+export class SpawnRecords {
+  private readonly live = new Map<string, SpawnRecord>();
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly path: string,
+    private readonly graceMs: number,
+  ) {}
+
+  /** Stops every backend process group a previous Berth left running; returns what it did, in sentences. */
+  async reapOrphans(): Promise<string[]> {
+    let records: SpawnRecord[];
+    try {
+      records = RecordsSchema.parse(JSON.parse(await readFile(this.path, 'utf8')));
+    } catch {
+      return []; // none, or unreadable: nothing can be proven to be ours
+    }
+    const notices: string[] = [];
+    for (const record of records) {
+      const leaderStart = await startTime(record.pid);
+      // A live leader with another start time is an unrelated process that got the pid: leave it alone.
+      // A dead leader cannot have its pid reused while its group has members (Linux keeps the id in use).
+      if (leaderStart !== undefined && leaderStart !== record.startTime) continue;
+      const members = await processGroup(record.pid);
+      if (members.length === 0) continue;
+      await stopGroup(record.pid, this.graceMs);
+      notices.push(
+        `Stopped the backend of "${record.forwardId}" (pid ${record.pid}, ${JSON.stringify(record.command)}) that a previous Berth left running when it was killed.`,
+      );
+    }
+    await this.save();
+    return notices;
+  }
+
+  /** Records (or, with undefined, forgets) the live process of a forward's backend. */
+  set(forwardId: string, record: SpawnRecord | undefined): Promise<void> {
+    if (record) this.live.set(forwardId, record);
+    else this.live.delete(forwardId);
+    return this.save();
+  }
+
+  private save(): Promise<void> {
+    const next = this.writing.then(async () => {
+      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+      const temp = `${this.path}.tmp-${randomBytes(4).toString('hex')}`;
+      await writeFile(temp, JSON.stringify([...this.live.values()]), { mode: 0o600 });
+      await rename(temp, this.path);
+    });
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** SIGTERM to the group, SIGKILL to whatever is left after the grace period. */
+export async function stopGroup(pgid: number, graceMs: number): Promise<void> {
+  signal(pgid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && (await processGroup(pgid)).length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  signal(pgid, 'SIGKILL');
+}
+
+function signal(pgid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, name);
+  } catch {
+    // Already gone.
+  }
+}
