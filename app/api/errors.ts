@@ -25,7 +25,8 @@ export function toEnvelope(err: unknown): ErrorEnvelope {
     };
   }
   if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
+    // Not NodeJS.ErrnoException: this file is shared with the browser renderer.
+    const code = (err as { code?: unknown }).code;
     return { name: err.name, message: err.message, code: typeof code === 'string' ? code : 'EINTERNAL' };
   }
   return { name: 'Error', message: String(err), code: 'EINTERNAL' };

@@ -2,7 +2,7 @@
  * The UI's state, fed only by what the engine pushes (a snapshot, then changes): no polling. React reads it
  * with useSyncExternalStore; every change replaces the state object, so unchanged state keeps its identity.
  */
-import type { BerthEvent, ForwardStatus } from '../../app/api/contract.js';
+import type { BerthEvent, ForwardStatus, LogLineData } from '../../app/api/contract.js';
 import { STATE_WORDS } from './format.js';
 import type { ConnectionState, Transport } from './transport.js';
 
@@ -123,6 +123,9 @@ export class ForwardStore {
         this.update({ forwards });
         break;
       }
+      case 'log':
+        this.appendLogs(event.id, event.lines.map(formatLogLine));
+        break;
       case 'notice':
         this.update({
           notices: [
@@ -144,7 +147,12 @@ export class ForwardStore {
     this.update({ notices: this.state.notices.filter((n) => n.id !== id) });
   }
 
-  /** Appends backend output for a forward; the plug point for a log event or command of the API. */
+  /** Replaces a forward's log tail with what the `logs` command returned (when its detail view opens). */
+  setLogs(id: string, lines: readonly LogLineData[]): void {
+    this.update({ logs: { ...this.state.logs, [id]: lines.map(formatLogLine).slice(-LOG_TAIL_LINES) } });
+  }
+
+  /** Appends backend output for a forward, as `log` events push it. */
   appendLogs(id: string, lines: readonly string[]): void {
     const previous = this.state.logs[id] ?? [];
     this.update({ logs: { ...this.state.logs, [id]: [...previous, ...lines].slice(-LOG_TAIL_LINES) } });
@@ -180,4 +188,10 @@ export class ForwardStore {
 
 function totalBytes(forward: Pick<ForwardStatus, 'bytes'>): number {
   return forward.bytes.toTarget + forward.bytes.fromTarget;
+}
+
+/** "15:27:11 stderr  text": one log line as the detail view shows it. */
+export function formatLogLine(line: LogLineData): string {
+  const time = line.time.slice(11, 19);
+  return `${time} ${line.stream.padEnd(6)} ${line.text}`;
 }

@@ -6,14 +6,19 @@ type Handler = (request: unknown) => unknown;
 
 /** A Transport whose commands are answered by `handlers` and whose events the test emits. */
 export class FakeTransport implements Transport {
+  /** Every command but `logs`, which views send on their own when they open (see `logRequests`). */
   readonly calls: { name: CommandName; request: unknown }[] = [];
-  readonly handlers: Partial<Record<CommandName, Handler>> = {};
+  readonly logRequests: unknown[] = [];
+  readonly handlers: Partial<Record<CommandName, Handler>> = {
+    logs: (request) => ({ id: (request as { id: string }).id, lines: [] }),
+  };
   private readonly listeners = new Set<(event: BerthEvent) => void>();
 
   constructor(private snapshot: ForwardStatus[] = []) {}
 
   call<N extends CommandName>(name: N, request: unknown): Promise<never> {
-    this.calls.push({ name, request });
+    if (name === 'logs') this.logRequests.push(request);
+    else this.calls.push({ name, request });
     const handler = this.handlers[name];
     try {
       return Promise.resolve(handler ? handler(request) : {}) as Promise<never>;

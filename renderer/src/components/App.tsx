@@ -36,6 +36,22 @@ function Window() {
   }, [view]);
 
   const detailForward = view.kind === 'detail' ? forwards.find((f) => f.id === view.id) : undefined;
+  const { store, transport } = useBerth();
+  const detailId = view.kind === 'detail' ? view.id : undefined;
+  useEffect(() => {
+    // The detail view starts from the backend's recent output; `log` events keep it live from there.
+    if (detailId === undefined) return;
+    let current = true;
+    transport.call('logs', { id: detailId }).then(
+      ({ lines }) => {
+        if (current) store.setLogs(detailId, lines);
+      },
+      () => undefined, // a forward removed meanwhile: the view closes itself
+    );
+    return () => {
+      current = false;
+    };
+  }, [detailId, store, transport]);
   useEffect(() => {
     // A forward removed elsewhere (CLI, another window) closes its detail view.
     if (view.kind === 'detail' && loaded && !detailForward) setView({ kind: 'list' });

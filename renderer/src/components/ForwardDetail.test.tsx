@@ -78,6 +78,28 @@ describe('the detail view', () => {
     expect(value('Last exit')).toHaveTextContent('signal SIGKILL');
   });
 
+  it('loads the recent output when it opens and follows pushed log lines', async () => {
+    const user = userEvent.setup();
+    const forward = forwardStatus({
+      backend: { state: 'running', pid: 7, restarts: 0, exitCode: null, signal: null, fdCheck: 'clean' },
+    });
+    const rendered = renderApp([forward]);
+    rendered.transport.handlers.logs = () => ({
+      id: 'web',
+      lines: [{ time: '2026-11-29T15:27:11.317Z', stream: 'stdout', text: 'Serving HTTP on port 8080' }],
+    });
+    await user.click(screen.getByRole('button', { name: forward.name ?? forward.id }));
+    expect(rendered.transport.logRequests).toEqual([{ id: 'web' }]);
+    const log = await screen.findByRole('log', { name: 'Backend log' });
+    expect(log).toHaveTextContent('15:27:11 stdout Serving HTTP on port 8080');
+    push(rendered, {
+      type: 'log',
+      id: 'web',
+      lines: [{ time: '2026-11-29T15:27:12.000Z', stream: 'stderr', text: 'GET / 200' }],
+    });
+    expect(log).toHaveTextContent('15:27:12 stderr GET / 200');
+  });
+
   it('says there is no backend when the forward has none', async () => {
     await openDetail();
     expect(screen.getByText(/^No backend\./)).toBeInTheDocument();
