@@ -33,6 +33,46 @@ const rendererBans = {
   ],
 };
 
+/** main/ runs in Electron's main process and preload: app/ and electron; renderer/ for types only. */
+const mainBans = {
+  paths: [
+    {
+      name: 'electron',
+      importNames: ['ipcMain', 'ipcRenderer'],
+      message: 'Only the typed wrappers (main/ipc.ts, main/bridge.ts) touch IPC.',
+    },
+    { name: 'react', message: 'main/ has no UI code: React belongs in renderer/.' },
+  ],
+  patterns: [
+    {
+      group: ['**/renderer/**'],
+      allowTypeImports: true,
+      message: 'main/ may import renderer/ for types only (import type).',
+    },
+    { group: ['react-dom', 'react-dom/*'], message: 'main/ has no UI code.' },
+  ],
+};
+
+/** Raw IPC calls outside the typed wrappers (STYLE.md "One API contract, three transports"). */
+const rawIpcSyntax = [
+  {
+    selector: "Property[key.name='shell'][value.value=true]",
+    message: 'Subprocesses never go through a shell.',
+  },
+  {
+    selector: 'CallExpression[callee.object.name=/^(ipcMain|ipcRenderer)$/]',
+    message: 'Only the typed wrappers (main/ipc.ts, main/bridge.ts) touch IPC.',
+  },
+  {
+    selector: 'CallExpression[callee.object.property.name=/^(ipcMain|ipcRenderer)$/]',
+    message: 'Only the typed wrappers (main/ipc.ts, main/bridge.ts) touch IPC.',
+  },
+  {
+    selector: "CallExpression[callee.property.name='send'][callee.object.property.name='webContents']",
+    message: 'Only main/ipc.ts sends to a window (webContents.send).',
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'native/build/', 'out/', '.vite/', 'coverage/'] },
   js.configs.recommended,
@@ -42,7 +82,12 @@ export default tseslint.config(
       globals: { ...globals.node },
       parserOptions: {
         // One tsconfig per runtime (STYLE.md); each file is linted with the types of the runtime it runs in.
-        project: ['./tsconfig.test.json', './tsconfig.web.json'],
+        project: [
+          './tsconfig.test.json',
+          './tsconfig.web.json',
+          './tsconfig.main.json',
+          './tsconfig.forge.json',
+        ],
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -74,6 +119,35 @@ export default tseslint.config(
     languageOptions: { globals: { ...globals.browser } },
     rules: { 'no-restricted-imports': ['error', rendererBans] },
   },
-  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['main/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', mainBans],
+      'no-restricted-syntax': ['error', ...rawIpcSyntax],
+    },
+  },
+  {
+    // The typed IPC wrappers and the preload that hands ipcRenderer to one of them.
+    files: ['main/ipc.ts', 'main/bridge.ts', 'main/preload.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { ...mainBans, paths: mainBans.paths.slice(1) }],
+      'no-restricted-syntax': ['error', rawIpcSyntax[0]],
+    },
+  },
+  {
+    // The Electron seam: the entry imports the whole module to hand it over; electron.ts names its type.
+    files: ['main/main.ts', 'main/electron.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { ...mainBans, paths: mainBans.paths.slice(1) }],
+    },
+  },
+  // scripts/*.mjs (npm start, the desktop bundle build) are plain Node scripts outside every tsconfig.
+  { files: ['scripts/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  { files: ['eslint.config.js', '**/*.cjs', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   prettier,
 );
