@@ -5,6 +5,8 @@ import { describeListen } from './config/schema.js';
 import { ConfigStore } from './config/store.js';
 import { ControlServer } from './control/server.js';
 import { Engine } from './engine/engine.js';
+import { createHelperBinder } from './helper/helper-binder.js';
+import { helperSocketPath } from './paths.js';
 import { WebServer } from './web/server.js';
 import { defaultUiDir } from './web/ui-dir.js';
 
@@ -31,8 +33,10 @@ export interface Served {
 
 /** Starts the engine and the control socket; rejects (with nothing left open) if either cannot start. */
 export async function serve(options: ServeOptions): Promise<Served> {
-  const engine = new Engine({
+  const engine: Engine = new Engine({
     store: new ConfigStore(options.configPath),
+    // Privileged ports come from berth-helper; the addon loads only when a bind is refused (EACCES).
+    binder: createHelperBinder(() => helperSocketPath(engine.helperSocket)),
     // Next to the control socket: per user, per instance, and gone after a reboot like the pids it names.
     recordsPath: join(dirname(options.controlPath), 'backends.json'),
   });

@@ -88,6 +88,11 @@ export class Engine implements BerthApi {
       : undefined;
   }
 
+  /** The config's `helper.socket`, if set (the helper binder resolves its socket through it). */
+  get helperSocket(): string | undefined {
+    return this.config.helper?.socket;
+  }
+
   /** Loads the config and starts every enabled forward; a forward that fails is in `error`, not fatal. */
   start(): Promise<LoadResult> {
     const started = this.load();

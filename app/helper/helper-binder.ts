@@ -1,0 +1,262 @@
+/**
+ * The one wrapper over the berth_native addon (native/src/addon.cc): asks berth-helper for a bound socket and
+ * implements the engine's `PrivilegedBinder` with it. Arguments are checked here first; failures become
+ * `HelperError`s whose `EHELPER*` messages are whole sentences a user can act on, while a bind the helper
+ * itself could not do keeps its Node errno code (EADDRINUSE, ...) for the engine to explain.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PrivilegedBinder } from '../engine/listener.js';
+
+/** How received fds get close-on-exec: atomically in recvmsg (Linux), or by fcntl right after (macOS). */
+export type ReceivePath = 'msg-cmsg-cloexec' | 'fcntl';
+
+/** The addon's exports, as native/src/addon.cc defines them. */
+export interface BerthNative {
+  request(
+    socketPath: string,
+    op: 'ping' | 'bind',
+    protocol: 'tcp' | 'udp' | '',
+    address: string,
+    port: number,
+    timeoutMs: number,
+    receivePath: ReceivePath,
+  ): Promise<number | { version: number; message: string }>;
+  readonly receivePaths: { native: ReceivePath; available: ReceivePath[] };
+  readonly protocolVersion: number;
+  /** Only in the berth_native_test build: leaves received fds without close-on-exec (negative tests). */
+  testLeaveCloexecOff?: (on: boolean) => void;
+}
+
+/** Which build of the addon to load: Berth always uses `berth_native`; tests may load the test twin. */
+export type AddonBuild = 'berth_native' | 'berth_native_test';
+
+/** What berth-helper answered to a ping. */
+export interface HelperPing {
+  version: number;
+  message: string;
+}
+
+/** How a helper binder talks to berth-helper. */
+export interface HelperBinderOptions {
+  /** How long one request may take, connect to reply. */
+  timeoutMs?: number;
+  /** Defaults to the platform's own path (`msg-cmsg-cloexec` on Linux). */
+  receivePath?: ReceivePath;
+  /** The loaded addon; defaults to loading `berth_native` on first use. */
+  native?: BerthNative;
+}
+
+/** A failed helper request, with Node-style `code`, `errno` and `syscall`. */
+export class HelperError extends Error {
+  override readonly name = 'HelperError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly errno?: number,
+    readonly syscall?: string,
+  ) {
+    super(message);
+  }
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Finds `native/build/Release/<build>.node` above this file (it runs from app/ under tsx and from dist/app/). */
+export function addonPath(build: AddonBuild = 'berth_native'): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i += 1) {
+    const candidate = join(dir, 'native', 'build', 'Release', `${build}.node`);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+/** Loads the addon; throws a HelperError (EHELPERNOADDON) saying how to build it when it is missing. */
+export function loadBerthNative(build: AddonBuild = 'berth_native'): BerthNative {
+  const file = addonPath(build);
+  if (!file) {
+    throw new HelperError(
+      `Berth's native addon ${build}.node is not built, so privileged ports cannot be requested from berth-helper. Run \`npm ci\` (or \`npm run build:native\`) in Berth's folder.`,
+      'EHELPERNOADDON',
+    );
+  }
+  return createRequire(import.meta.url)(file) as BerthNative;
+}
+
+/**
+ * A `PrivilegedBinder` backed by berth-helper at `socketPath`, or at the path a function returns at each request
+ * (so the engine can follow the config's `helper.socket` as it changes).
+ */
+export function createHelperBinder(
+  socketPath: string | (() => string),
+  options: HelperBinderOptions = {},
+): HelperBinder {
+  return new HelperBinder(socketPath, options);
+}
+
+interface NativeFailure {
+  message: string;
+  code?: string;
+  errno?: number;
+  syscall?: string;
+  stage?: string;
+  helperStatus?: string;
+}
+
+/** Requests listeners from berth-helper over its Unix socket. */
+export class HelperBinder implements PrivilegedBinder {
+  private native: BerthNative | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly socket: string | (() => string),
+    private readonly options: HelperBinderOptions = {},
+  ) {
+    if (typeof socket === 'string') checkSocketPath(socket);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isInteger(this.timeoutMs) || this.timeoutMs < 1 || this.timeoutMs > 600_000) {
+      throw new RangeError(`timeoutMs must be an integer 1-600000, got ${this.timeoutMs}`);
+    }
+    this.native = options.native;
+  }
+
+  /** The socket the next request goes to. */
+  get socketPath(): string {
+    return typeof this.socket === 'string' ? this.socket : checkSocketPath(this.socket());
+  }
+
+  /** Resolves to a close-on-exec fd bound (and, for TCP, listening) on address:port, verified. */
+  async bind(protocol: 'tcp' | 'udp', address: string, port: number): Promise<number> {
+    if (protocol !== 'tcp' && protocol !== 'udp') throw new TypeError(`protocol must be tcp or udp`);
+    if (isIP(address) === 0 || address.includes('%')) {
+      throw new TypeError(`address must be an IPv4 or IPv6 literal without a zone, got ${address}`);
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new TypeError(`port must be an integer 1-65535, got ${port}`);
+    }
+    const what = `${protocol.toUpperCase()} ${isIP(address) === 6 ? `[${address}]` : address}:${port}`;
+    const result = await this.call('bind', protocol, address, port, what);
+    if (typeof result !== 'number')
+      throw new HelperError('berth-helper answered a bind with no fd.', 'EHELPERBADREPLY');
+    return result;
+  }
+
+  /** Asks berth-helper for its protocol version: a cheap check that it runs and lets this user in. */
+  async ping(): Promise<HelperPing> {
+    const result = await this.call('ping', '', '', 0, 'a ping');
+    if (typeof result === 'number')
+      throw new HelperError('berth-helper answered a ping with an fd.', 'EHELPERBADREPLY');
+    return result;
+  }
+
+  private async call(
+    op: 'ping' | 'bind',
+    protocol: 'tcp' | 'udp' | '',
+    address: string,
+    port: number,
+    what: string,
+  ): Promise<number | HelperPing> {
+    // Captured before the native call: the addon rejects from a libuv callback, whose stack says nothing
+    // about who asked.
+    const caller: { stack?: string } = {};
+    Error.captureStackTrace(caller);
+    let native: BerthNative;
+    try {
+      native = this.native ??= loadBerthNative();
+    } catch (err) {
+      throw withStack(err as Error, caller.stack);
+    }
+    const receivePath = this.options.receivePath ?? native.receivePaths.native;
+    const socketPath = this.socketPath;
+    try {
+      return await native.request(socketPath, op, protocol, address, port, this.timeoutMs, receivePath);
+    } catch (err) {
+      if (!(err instanceof Error) || err instanceof TypeError) throw err;
+      throw withStack(this.explain(err, socketPath, what, port), caller.stack);
+    }
+  }
+
+  // Turns the addon's technical failure into a sentence that names the port, the socket path and the fix.
+  private explain(err: NativeFailure, socketPath: string, what: string, port: number): HelperError {
+    const at = `berth-helper at ${socketPath}`;
+    const needs = port > 0 ? `${what} needs privileges to bind, so Berth asked berth-helper, but ` : '';
+    const uid = process.getuid?.() ?? 0;
+    const start = `sudo native/build/Release/berth-helper --socket ${socketPath} --allow-uid ${uid}`;
+    const detail = err.message;
+    const code = err.code ?? 'EHELPERFAILED';
+    if (err.stage === 'connect') {
+      if (code === 'EACCES' || code === 'EPERM') {
+        return new HelperError(
+          `${needs}this user (uid ${uid}) may not connect to ${socketPath}. Restart berth-helper with \`--socket-group\` naming a group of this user and \`--socket-mode 0660\`, or with \`--socket-mode 0666 --allow-uid ${uid}\`.`,
+          'EHELPERDENIED',
+          err.errno,
+          err.syscall,
+        );
+      }
+      return new HelperError(
+        `${needs}no berth-helper answers at ${socketPath} (${detail}). Start it as root, for example \`${start}\`, or set "helper": { "socket": ... } in the config to where it listens.`,
+        'EHELPERUNAVAILABLE',
+        err.errno,
+        err.syscall,
+      );
+    }
+    if (code === 'ETIMEDOUT') {
+      return new HelperError(
+        `${needs}${at} did not answer within ${this.timeoutMs / 1000} s. Check that berth-helper is running (its log is on its stderr) and restart it: \`${start}\`.`,
+        'EHELPERTIMEOUT',
+        err.errno,
+        err.syscall,
+      );
+    }
+    if (err.helperStatus === 'denied') {
+      const fix = detail.includes('--ports')
+        ? `restart it with a \`--ports\` range that includes ${port}`
+        : `restart it with \`--allow-uid ${uid}\``;
+      return new HelperError(
+        `${needs}${at} refused: ${detail}. To allow it, ${fix}.`,
+        'EHELPERDENIED',
+        err.errno,
+      );
+    }
+    if (err.helperStatus === 'failed') {
+      // The helper tried and the system call failed: keep the errno code so the engine can explain it.
+      return new HelperError(`berth-helper: ${detail}`, code, err.errno, err.syscall);
+    }
+    if (
+      err.stage === 'helper' ||
+      err.stage === 'reply' ||
+      err.stage === 'verify' ||
+      code === 'EHELPERBADREPLY'
+    ) {
+      return new HelperError(
+        `${needs}${at} gave an unusable answer: ${detail}. Make sure the program listening on ${socketPath} is the berth-helper of this Berth version, and restart it: \`${start}\`.`,
+        err.helperStatus === 'bad-request' ? 'EHELPERPROTOCOL' : 'EHELPERBADREPLY',
+        err.errno,
+        err.syscall,
+      );
+    }
+    return new HelperError(
+      `${needs}talking to ${at} failed: ${detail}. Restart berth-helper: \`${start}\`.`,
+      code.startsWith('EHELPER') ? code : 'EHELPERFAILED',
+      err.errno,
+      err.syscall,
+    );
+  }
+}
+
+function checkSocketPath(path: string): string {
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new TypeError(`berth-helper's socket must be an absolute path, got ${String(path)}`);
+  }
+  return path;
+}
+
+function withStack(err: Error, stack: string | undefined): Error {
+  if (stack) err.stack = `${err.name}: ${err.message}${stack.slice(stack.indexOf('\n'))}`;
+  return err;
+}

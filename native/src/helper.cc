@@ -1,0 +1,615 @@
+// berth-helper: binds a TCP or UDP port on a local address for an allowed local user and passes the bound
+// socket back with SCM_RIGHTS. It does that one thing: it never opens a path, runs a command or resolves a
+// name on a client's behalf (the only path and name it touches come from its own command line).
+//
+// Usage and protocol: docs/helper-protocol.md. Exit status: 0 after SIGINT/SIGTERM, 1 when the socket
+// cannot be set up, 2 for bad flags.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol.h"
+#include "unique_fd.h"
+
+namespace berth {
+namespace {
+
+namespace p = protocol;
+
+// Bursts of clients wait in the kernel's queue rather than being refused (a Unix socket refuses with EAGAIN).
+constexpr int kListenBacklog = SOMAXCONN;
+// Node's own default backlog, so a port from the helper behaves like one bound directly.
+constexpr int kTcpBacklog = 511;
+constexpr size_t kMaxClients = 128;
+// A client has this long from connect to a complete request; a slow or stuck one is answered and dropped
+// without delaying anyone else.
+constexpr int64_t kClientTimeoutMs = 5000;
+
+volatile sig_atomic_t g_stop = 0;
+
+void OnSignal(int) { g_stop = 1; }
+
+struct Options {
+  std::string socket_path;
+  mode_t socket_mode = 0660;
+  std::string socket_group;
+  std::vector<uid_t> allow_uids;
+  uint16_t port_lo = 1;
+  uint16_t port_hi = 1023;
+};
+
+const char kUsage[] =
+    "usage: berth-helper --socket PATH [--socket-mode 0660] [--socket-group NAME] [--allow-uid UID]...\n"
+    "                    [--ports LO-HI]\n"
+    "  or started by systemd socket activation (LISTEN_PID/LISTEN_FDS), where --socket is not needed.\n"
+    "Binds TCP/UDP ports on local addresses for the allowed users (root only, unless --allow-uid) and\n"
+    "passes the sockets back. --ports defaults to 1-1023. See docs/helper-protocol.md.\n";
+
+[[noreturn]] void BadFlags(const std::string& message) {
+  fprintf(stderr, "berth-helper: %s\n%s", message.c_str(), kUsage);
+  exit(2);
+}
+
+bool ParseUnsigned(const char* text, unsigned long max, int base, unsigned long* out) {
+  if (*text == '\0' || *text == '-' || *text == '+') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long value = strtoul(text, &end, base);
+  if (errno != 0 || *end != '\0' || value > max) return false;
+  *out = value;
+  return true;
+}
+
+Options ParseFlags(int argc, char** argv) {
+  Options options;
+  bool have_mode = false;
+  bool have_ports = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      fputs(kUsage, stdout);
+      exit(0);
+    }
+    std::string name = arg;
+    std::string value;
+    bool inline_value = false;
+    size_t eq = arg.find('=');
+    if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      inline_value = true;
+    }
+    if (name != "--socket" && name != "--socket-mode" && name != "--socket-group" && name != "--allow-uid" &&
+        name != "--ports") {
+      BadFlags("unknown argument '" + arg + "'");
+    }
+    if (!inline_value) {
+      if (i + 1 >= argc) BadFlags(name + " needs a value");
+      value = argv[++i];
+    }
+    if (name == "--socket") {
+      if (!options.socket_path.empty()) BadFlags("--socket given twice");
+      if (value.empty() || value[0] != '/') BadFlags("--socket needs an absolute path");
+      if (value.size() >= sizeof(sockaddr_un::sun_path)) {
+        BadFlags("--socket path is too long for a Unix socket (at most " +
+                 std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes)");
+      }
+      options.socket_path = value;
+    } else if (name == "--socket-mode") {
+      unsigned long mode = 0;
+      if (have_mode || !ParseUnsigned(value.c_str(), 0777, 8, &mode)) {
+        BadFlags("--socket-mode needs one octal mode such as 0660, got '" + value + "'");
+      }
+      have_mode = true;
+      options.socket_mode = static_cast<mode_t>(mode);
+    } else if (name == "--socket-group") {
+      if (value.empty() || !options.socket_group.empty()) {
+        BadFlags("--socket-group needs one group name");
+      }
+      options.socket_group = value;
+    } else if (name == "--allow-uid") {
+      unsigned long uid = 0;
+      if (!ParseUnsigned(value.c_str(), 0xfffffffe, 10, &uid)) {
+        BadFlags("--allow-uid needs a numeric user id such as 1000, got '" + value + "'");
+      }
+      options.allow_uids.push_back(static_cast<uid_t>(uid));
+    } else if (name == "--ports") {
+      size_t dash = value.find('-');
+      unsigned long lo = 0;
+      unsigned long hi = 0;
+      if (have_ports || dash == std::string::npos ||
+          !ParseUnsigned(value.substr(0, dash).c_str(), 65535, 10, &lo) ||
+          !ParseUnsigned(value.substr(dash + 1).c_str(), 65535, 10, &hi) || lo < 1 || lo > hi) {
+        BadFlags("--ports needs a range LO-HI with 1 <= LO <= HI <= 65535, got '" + value + "'");
+      }
+      have_ports = true;
+      options.port_lo = static_cast<uint16_t>(lo);
+      options.port_hi = static_cast<uint16_t>(hi);
+    }
+  }
+  return options;
+}
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool SetNonBlockingCloexec(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) return false;
+  return fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
+}
+
+// systemd socket activation: the socket is fd 3 when LISTEN_PID names this process.
+int TakeActivatedSocket() {
+  const char* pid = getenv("LISTEN_PID");
+  const char* fds = getenv("LISTEN_FDS");
+  if (pid == nullptr || fds == nullptr) return -1;
+  unsigned long listen_pid = 0;
+  unsigned long listen_fds = 0;
+  bool ours = ParseUnsigned(pid, 0xffffffffUL, 10, &listen_pid) && static_cast<pid_t>(listen_pid) == getpid();
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  if (!ours) return -1;
+  if (!ParseUnsigned(fds, 1024, 10, &listen_fds) || listen_fds != 1) {
+    fprintf(stderr, "berth-helper: socket activation must pass exactly one socket (LISTEN_FDS=%s)\n", fds);
+    exit(1);
+  }
+  int fd = 3;
+  int type = 0;
+  int listening = 0;
+  socklen_t len = sizeof(type);
+  sockaddr_storage addr;
+  socklen_t addr_len = sizeof(addr);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0 || addr.ss_family != AF_UNIX) {
+    fprintf(stderr, "berth-helper: the activated fd 3 is not a Unix stream socket\n");
+    exit(1);
+  }
+  len = sizeof(listening);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && !listening &&
+      listen(fd, kListenBacklog) != 0) {
+    fprintf(stderr, "berth-helper: cannot listen on the activated socket: %s\n", strerror(errno));
+    exit(1);
+  }
+  if (!SetNonBlockingCloexec(fd)) {
+    fprintf(stderr, "berth-helper: cannot set up the activated socket: %s\n", strerror(errno));
+    exit(1);
+  }
+  return fd;
+}
+
+[[noreturn]] void SetupFailed(const std::string& what, int error) {
+  fprintf(stderr, "berth-helper: %s: %s\n", what.c_str(), strerror(error));
+  exit(1);
+}
+
+// Creates the listening socket at --socket. An old socket file is replaced only when no helper answers on
+// it; any other kind of file there is left alone.
+UniqueFd OpenSocket(const Options& options) {
+  const std::string& path = options.socket_path;
+  sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.c_str(), path.size());
+
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    SetupFailed("cannot create the folder " + dir, errno);
+  }
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      fprintf(stderr, "berth-helper: %s exists and is not a socket; refusing to replace it\n", path.c_str());
+      exit(1);
+    }
+    UniqueFd probe(socket(AF_UNIX, SOCK_STREAM, 0));
+    if (probe.valid() && connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      fprintf(stderr, "berth-helper: another berth-helper is already listening on %s\n", path.c_str());
+      exit(1);
+    }
+    if (unlink(path.c_str()) != 0) SetupFailed("cannot remove the stale socket " + path, errno);
+  }
+
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM, 0));
+  if (!fd.valid()) SetupFailed("socket", errno);
+  if (!SetNonBlockingCloexec(fd.get())) SetupFailed("fcntl", errno);
+  // The socket file is created with no access at all and opened up only after chmod/chown, so there is no
+  // moment when the umask's default lets the wrong users in.
+  mode_t old_umask = umask(0777);
+  int bound = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  int bind_errno = errno;
+  umask(old_umask);
+  if (bound != 0) SetupFailed("cannot bind " + path, bind_errno);
+  if (!options.socket_group.empty()) {
+    errno = 0;
+    group* gr = getgrnam(options.socket_group.c_str());
+    if (gr == nullptr) {
+      unlink(path.c_str());
+      fprintf(stderr, "berth-helper: no group named '%s'\n", options.socket_group.c_str());
+      exit(2);
+    }
+    if (chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) {
+      int error = errno;
+      unlink(path.c_str());
+      SetupFailed("cannot give " + path + " to group " + options.socket_group, error);
+    }
+  }
+  if (chmod(path.c_str(), options.socket_mode) != 0) {
+    int error = errno;
+    unlink(path.c_str());
+    SetupFailed("cannot chmod " + path, error);
+  }
+  if (listen(fd.get(), kListenBacklog) != 0) {
+    int error = errno;
+    unlink(path.c_str());
+    SetupFailed("cannot listen on " + path, error);
+  }
+  return fd;
+}
+
+struct Client {
+  UniqueFd fd;
+  uint8_t buffer[p::kRequestSize + 1];
+  size_t size = 0;
+  int64_t deadline = 0;
+  // Answered before its EOF (an oversized frame): what it still sends is read and dropped until its EOF,
+  // because closing a Unix socket with unread data resets it and the client could lose the reply.
+  bool draining = false;
+};
+
+bool PeerUid(int fd, uid_t* uid, pid_t* pid) {
+#if defined(__linux__)
+  ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+  *uid = cred.uid;
+  *pid = cred.pid;
+  return true;
+#else
+  gid_t gid;
+  *pid = 0;
+  return getpeereid(fd, uid, &gid) == 0;
+#endif
+}
+
+bool AddressIsLocal(const p::Request& request) {
+  const uint8_t* a = request.address;
+  if (request.family == p::kFamilyIpv4) {
+    if (a[0] == 127) return true;
+    if (a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0) return true;  // every local address
+  } else {
+    static const uint8_t kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    if (memcmp(a, kLoopback6, 16) == 0 || p::AllZero(a, 16)) return true;
+  }
+  // Otherwise the address must be one of this machine's interfaces now. bind() checks that too, but
+  // net.ipv4.ip_nonlocal_bind or IP_FREEBIND defaults could let a foreign address through.
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  std::unique_ptr<ifaddrs, void (*)(ifaddrs*)> guard(list, freeifaddrs);
+  for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
+    if (it->ifa_addr == nullptr) continue;
+    if (request.family == p::kFamilyIpv4 && it->ifa_addr->sa_family == AF_INET) {
+      auto* in = reinterpret_cast<sockaddr_in*>(it->ifa_addr);
+      if (memcmp(&in->sin_addr, a, 4) == 0) return true;
+    } else if (request.family == p::kFamilyIpv6 && it->ifa_addr->sa_family == AF_INET6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(it->ifa_addr);
+      if (memcmp(&in6->sin6_addr, a, 16) == 0) return true;
+    }
+  }
+  return false;
+}
+
+std::string Describe(const p::Request& request) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  inet_ntop(request.family == p::kFamilyIpv4 ? AF_INET : AF_INET6, request.address, text, sizeof(text));
+  std::string where = request.family == p::kFamilyIpv6 ? "[" + std::string(text) + "]" : text;
+  return std::string(request.protocol == p::kProtocolTcp ? "tcp " : "udp ") + where + ":" +
+         std::to_string(request.port);
+}
+
+void SetText(char* field, size_t width, const std::string& text) {
+  size_t n = text.size() < width ? text.size() : width;
+  memcpy(field, text.data(), n);
+  field[n] = '\0';
+}
+
+p::Reply MakeReply(uint8_t op, uint8_t status, int error, const char* syscall, const std::string& message) {
+  p::Reply reply;
+  reply.op = op;
+  reply.status = status;
+  reply.error = error;
+  reply.version = p::kVersion;
+  SetText(reply.syscall, p::kSyscallSize, syscall);
+  SetText(reply.message, p::kMessageSize, message);
+  return reply;
+}
+
+// Binds what the request names. Returns the bound fd, or an invalid one with `reply` filled in.
+UniqueFd BindFor(const p::Request& request, p::Reply* reply) {
+  int family = request.family == p::kFamilyIpv4 ? AF_INET : AF_INET6;
+  int type = request.protocol == p::kProtocolTcp ? SOCK_STREAM : SOCK_DGRAM;
+  // The helper's own copy is close-on-exec (it spawns nothing, but it costs nothing). This flag is per fd:
+  // the client's received fd gets close-on-exec only from its own recvmsg (MSG_CMSG_CLOEXEC).
+  UniqueFd fd(socket(family, type, 0));
+  if (!fd.valid() || fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0) {
+    *reply = MakeReply(request.op, p::kStatusFailed, errno, "socket",
+                       "cannot create a socket: " + std::string(strerror(errno)));
+    return UniqueFd();
+  }
+  if (type == SOCK_STREAM) {
+    // libuv sets SO_REUSEADDR on every TCP listener, so a port from the helper rebinds past TIME_WAIT just
+    // like one Berth binds directly. UDP gets none: the port stays exclusive.
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  }
+  sockaddr_storage addr;
+  memset(&addr, 0, sizeof(addr));
+  socklen_t len = 0;
+  if (family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(request.port);
+    memcpy(&in->sin_addr, request.address, 4);
+    len = sizeof(*in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(request.port);
+    memcpy(&in6->sin6_addr, request.address, 16);
+    len = sizeof(*in6);
+  }
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    int error = errno;
+    *reply = MakeReply(request.op, p::kStatusFailed, error, "bind",
+                       "cannot bind " + Describe(request) + ": " + strerror(error));
+    return UniqueFd();
+  }
+  if (type == SOCK_STREAM && listen(fd.get(), kTcpBacklog) != 0) {
+    int error = errno;
+    *reply = MakeReply(request.op, p::kStatusFailed, error, "listen",
+                       "cannot listen on " + Describe(request) + ": " + strerror(error));
+    return UniqueFd();
+  }
+  *reply = MakeReply(request.op, p::kStatusOk, 0, "", "bound " + Describe(request));
+  return fd;
+}
+
+class Helper {
+ public:
+  Helper(Options options, UniqueFd listener) : options_(std::move(options)), listener_(std::move(listener)) {}
+
+  void Run() {
+    while (!g_stop) {
+      std::vector<pollfd> fds;
+      fds.push_back({listener_.get(), static_cast<short>(clients_.size() < kMaxClients ? POLLIN : 0), 0});
+      int64_t now = NowMs();
+      int64_t wait = 1000;  // also bounds how late a signal is noticed
+      for (auto& client : clients_) {
+        fds.push_back({client->fd.get(), POLLIN, 0});
+        if (client->deadline - now < wait) wait = client->deadline - now;
+      }
+      if (wait < 0) wait = 0;
+      int ready = poll(fds.data(), fds.size(), static_cast<int>(wait));
+      if (ready < 0 && errno != EINTR) {
+        fprintf(stderr, "berth-helper: poll: %s\n", strerror(errno));
+        return;
+      }
+      now = NowMs();
+      // Clients first (their indices match fds), then new connections appended after them.
+      std::vector<std::unique_ptr<Client>> keep;
+      for (size_t i = 0; i < clients_.size(); ++i) {
+        std::unique_ptr<Client>& client = clients_[i];
+        bool done = false;
+        if (ready > 0 && (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) done = Read(*client);
+        if (!done && now >= client->deadline && client->draining) {
+          done = true;
+        } else if (!done && now >= client->deadline) {
+          Respond(*client,
+                  MakeReply(0, p::kStatusBadRequest, ETIMEDOUT, "",
+                            "no complete request (ended by shutdown) within 5 seconds"),
+                  nullptr);
+          done = true;
+        }
+        if (!done) keep.push_back(std::move(client));
+      }
+      clients_ = std::move(keep);
+      if (ready > 0 && (fds[0].revents & POLLIN)) Accept();
+    }
+  }
+
+ private:
+  void Accept() {
+    // Drain the backlog up to the client cap; the listener is non-blocking, so this never waits.
+    while (clients_.size() < kMaxClients) {
+      int fd = accept(listener_.get(), nullptr, nullptr);
+      if (fd < 0) {
+        if (errno == EINTR) continue;
+        // EAGAIN: drained. EMFILE and friends: the pending client waits in the backlog until fds free up.
+        return;
+      }
+      auto client = std::make_unique<Client>();
+      client->fd.reset(fd);
+      if (!SetNonBlockingCloexec(fd)) continue;
+      client->deadline = NowMs() + kClientTimeoutMs;
+      clients_.push_back(std::move(client));
+    }
+  }
+
+  // Returns true when the client is finished with (answered or gone).
+  bool Read(Client& client) {
+    for (;;) {
+      uint8_t discard[512];
+      ssize_t n = client.draining ? recv(client.fd.get(), discard, sizeof(discard), 0)
+                                  : recv(client.fd.get(), client.buffer + client.size,
+                                         sizeof(client.buffer) - client.size, 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errno != EAGAIN && errno != EWOULDBLOCK;
+      }
+      if (n == 0) {
+        if (!client.draining) Handle(client);
+        return true;
+      }
+      if (client.draining) continue;
+      client.size += static_cast<size_t>(n);
+      if (client.size > p::kRequestSize) {
+        // Answered at once; the rest is drained (bounded by the client's deadline), never buffered.
+        Handle(client);
+        shutdown(client.fd.get(), SHUT_WR);
+        client.draining = true;
+      }
+    }
+  }
+
+  void Handle(Client& client) {
+    p::Request request;
+    p::ParseError parsed = p::ParseRequest(client.buffer, client.size, &request);
+    uid_t uid = static_cast<uid_t>(-1);
+    pid_t pid = 0;
+    bool known = PeerUid(client.fd.get(), &uid, &pid);
+    std::string who =
+        known ? "uid " + std::to_string(uid) + " pid " + std::to_string(pid) : std::string("unknown peer");
+    if (parsed != p::ParseError::kOk) {
+      int error = parsed == p::ParseError::kBadVersion ? EPROTONOSUPPORT : EPROTO;
+      fprintf(stderr, "berth-helper: %s: bad request: %s\n", who.c_str(), p::ParseErrorMessage(parsed));
+      Respond(client, MakeReply(0, p::kStatusBadRequest, error, "", p::ParseErrorMessage(parsed)), nullptr);
+      return;
+    }
+    if (!known || !Allowed(uid)) {
+      fprintf(stderr, "berth-helper: %s: refused: user not allowed\n", who.c_str());
+      Respond(client,
+              MakeReply(request.op, p::kStatusDenied, EPERM, "",
+                        "user " + (known ? std::to_string(uid) : std::string("?")) +
+                            " is not allowed by this berth-helper (see its --allow-uid)"),
+              nullptr);
+      return;
+    }
+    if (request.op == p::kOpPing) {
+      Respond(client, MakeReply(request.op, p::kStatusOk, 0, "", "berth-helper protocol 1"), nullptr);
+      return;
+    }
+    std::string what = Describe(request);
+    if (request.port < options_.port_lo || request.port > options_.port_hi) {
+      fprintf(stderr, "berth-helper: %s: refused %s: port outside --ports\n", who.c_str(), what.c_str());
+      Respond(client,
+              MakeReply(request.op, p::kStatusDenied, EPERM, "",
+                        "port " + std::to_string(request.port) + " is outside this helper's --ports " +
+                            std::to_string(options_.port_lo) + "-" + std::to_string(options_.port_hi)),
+              nullptr);
+      return;
+    }
+    if (!AddressIsLocal(request)) {
+      fprintf(stderr, "berth-helper: %s: refused %s: not a local address\n", who.c_str(), what.c_str());
+      Respond(client,
+              MakeReply(request.op, p::kStatusFailed, EADDRNOTAVAIL, "bind",
+                        what + " is not on an address of this machine"),
+              nullptr);
+      return;
+    }
+    p::Reply reply;
+    UniqueFd bound = BindFor(request, &reply);
+    fprintf(stderr, "berth-helper: %s: %s: %s\n", who.c_str(), what.c_str(),
+            bound.valid() ? "sent" : reply.message);
+    Respond(client, reply, &bound);
+    // `bound` closes here: the helper keeps no copy, or the port would stay bound after Berth closed it.
+  }
+
+  bool Allowed(uid_t uid) const {
+    if (uid == 0) return true;  // root could bind the port itself anyway
+    for (uid_t allowed : options_.allow_uids) {
+      if (allowed == uid) return true;
+    }
+    return false;
+  }
+
+  // Sends the reply (with the fd when there is one). The client socket is non-blocking and the reply is far
+  // smaller than any socket buffer; if it still cannot be sent at once, the client gets nothing.
+  void Respond(Client& client, const p::Reply& reply, UniqueFd* fd) {
+    uint8_t frame[p::kReplySize];
+    p::EncodeReply(reply, frame);
+    iovec iov = {frame, sizeof(frame)};
+    msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (fd != nullptr && fd->valid()) {
+      memset(control, 0, sizeof(control));
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+      int raw = fd->get();
+      memcpy(CMSG_DATA(cmsg), &raw, sizeof(int));
+    }
+#ifdef MSG_NOSIGNAL
+    const int flags = MSG_NOSIGNAL;
+#else
+    const int flags = 0;  // SIGPIPE is ignored process-wide instead
+#endif
+    while (sendmsg(client.fd.get(), &msg, flags) < 0 && errno == EINTR) {
+    }
+  }
+
+  Options options_;
+  UniqueFd listener_;
+  std::vector<std::unique_ptr<Client>> clients_;
+};
+
+}  // namespace
+}  // namespace berth
+
+int main(int argc, char** argv) {
+  using berth::UniqueFd;
+  berth::Options options = berth::ParseFlags(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  struct sigaction action;
+  memset(&action, 0, sizeof(action));
+  action.sa_handler = berth::OnSignal;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  int activated = berth::TakeActivatedSocket();
+  bool created = false;
+  UniqueFd listener;
+  if (activated >= 0) {
+    listener.reset(activated);
+  } else {
+    if (options.socket_path.empty()) berth::BadFlags("--socket PATH is required");
+    listener = berth::OpenSocket(options);
+    created = true;
+  }
+  std::string allowed = "root";
+  for (uid_t uid : options.allow_uids) allowed += ", uid " + std::to_string(uid);
+  fprintf(stderr, "berth-helper: listening on %s (allowed: %s; ports %u-%u)\n",
+          activated >= 0 ? "the activated socket" : options.socket_path.c_str(), allowed.c_str(),
+          options.port_lo, options.port_hi);
+  berth::Helper helper(options, std::move(listener));
+  helper.Run();
+  if (created) unlink(options.socket_path.c_str());
+  return 0;
+}
