@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PrivilegedBinder } from '../engine/listener.js';
+import { installedHelperAccessHint, installedHelperStartHint } from './installed.js';
 
 /** How received fds get close-on-exec: atomically in recvmsg (Linux), or by fcntl right after (macOS). */
 export type ReceivePath = 'msg-cmsg-cloexec' | 'fcntl';
@@ -189,17 +190,23 @@ export class HelperBinder implements PrivilegedBinder {
     const start = `sudo native/build/Release/berth-helper --socket ${socketPath} --allow-uid ${uid}`;
     const detail = err.message;
     const code = err.code ?? 'EHELPERFAILED';
+    const packaged = installedHelperAccessHint(socketPath);
     if (err.stage === 'connect') {
       if (code === 'EACCES' || code === 'EPERM') {
         return new HelperError(
-          `${needs}this user (uid ${uid}) may not connect to ${socketPath}. Restart berth-helper with \`--socket-group\` naming a group of this user and \`--socket-mode 0660\`, or with \`--socket-mode 0666 --allow-uid ${uid}\`.`,
+          packaged
+            ? `${needs}this user may not connect to ${socketPath}. ${packaged}`
+            : `${needs}this user (uid ${uid}) may not connect to ${socketPath}. Restart berth-helper with \`--socket-group\` naming a group of this user and \`--socket-mode 0660\`, or with \`--socket-mode 0666 --allow-uid ${uid}\`.`,
           'EHELPERDENIED',
           err.errno,
           err.syscall,
         );
       }
+      const startIt = installedHelperStartHint(socketPath);
       return new HelperError(
-        `${needs}no berth-helper answers at ${socketPath} (${detail}). Start it as root, for example \`${start}\`, or set "helper": { "socket": ... } in the config to where it listens.`,
+        startIt
+          ? `${needs}no berth-helper answers at ${socketPath} (${detail}). ${startIt}`
+          : `${needs}no berth-helper answers at ${socketPath} (${detail}). Start it as root, for example \`${start}\`, or set "helper": { "socket": ... } in the config to where it listens.`,
         'EHELPERUNAVAILABLE',
         err.errno,
         err.syscall,
@@ -215,13 +222,9 @@ export class HelperBinder implements PrivilegedBinder {
     }
     if (err.helperStatus === 'denied') {
       const fix = detail.includes('--ports')
-        ? `restart it with a \`--ports\` range that includes ${port}`
-        : `restart it with \`--allow-uid ${uid}\``;
-      return new HelperError(
-        `${needs}${at} refused: ${detail}. To allow it, ${fix}.`,
-        'EHELPERDENIED',
-        err.errno,
-      );
+        ? `To allow it, restart it with a \`--ports\` range that includes ${port}.`
+        : (packaged ?? `To allow it, restart it with \`--allow-uid ${uid}\`.`);
+      return new HelperError(`${needs}${at} refused: ${detail}. ${fix}`, 'EHELPERDENIED', err.errno);
     }
     if (err.helperStatus === 'failed') {
       // The helper tried and the system call failed: keep the errno code so the engine can explain it.
