@@ -268,3 +268,27 @@ test('no orphans: after SIGKILL, the next start stops what the killed Berth left
   }, 'the new backend');
   void berth;
 });
+
+test('no timer outlives its backend, even one that dies before its first fd check', async (t) => {
+  // Guards a leak: an interval set after the process had already exited kept Node alive forever.
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const { engine, dir } = await startEngine(t, { supervision: { ...fast, fdCheckIntervalMs: 50 } });
+  for (const [i, command] of [['sh', '-c', 'kill -KILL $$'], ['true'], ['sleep', '300']].entries()) {
+    await engine.call('add', {
+      forward: {
+        id: `b${i}`,
+        listen: { port: await freePort() },
+        target: { host: '127.0.0.1', port: 1 },
+        backend: { command, restart: 'never' },
+      },
+    });
+  }
+  await until(async () => {
+    const states = (await engine.call('status', {})).forwards.map((f) => f.backend?.state);
+    return states.join() === 'exited,exited,running';
+  }, 'the backends to settle');
+  await engine.close();
+  await new Promise((resolve) => setTimeout(resolve, 100)); // past any fd check still in flight
+  assert.equal(timers(), before, `timers left after close (engine in ${dir})`);
+});

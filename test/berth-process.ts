@@ -45,8 +45,14 @@ export async function serve(t: TestContext, dir?: string): Promise<Instance> {
   const control = join(home, 'run', 'control.sock');
   const args = ['--import', 'tsx', cli, 'serve', '--no-ui', '--config', config, '--control', control];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  // SIGTERM first, so Berth stops its backends (a SIGKILL would orphan them); SIGKILL if it hangs.
+  t.after(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -158,7 +158,7 @@ export class Backend {
     this.logs.note(`started pid ${pid}: ${JSON.stringify(this.config.command)}`);
     this.healthyTimer = setTimeout(() => (this.failuresInARow = 0), this.policy.healthyAfterMs);
     const started = procAvailable ? await startTime(pid) : undefined;
-    if (child.exitCode === null && child.signalCode === null) {
+    if (this.isCurrent(child)) {
       this.hooks.onSpawn({
         forwardId: this.forwardId,
         pid,
@@ -167,14 +167,21 @@ export class Backend {
       });
     }
     await this.checkFds(child);
+    // The process may have exited, or been stopped, while we looked: then no timer may outlive it.
+    if (!this.isCurrent(child) || !this.wanted) return;
     clearInterval(this.fdTimer);
     this.fdTimer = setInterval(() => void this.checkFds(child), this.policy.fdCheckIntervalMs);
   }
 
+  // True while `child` is the backend's process and has not exited.
+  private isCurrent(child: ChildProcess): boolean {
+    return child === this.child && child.exitCode === null && child.signalCode === null;
+  }
+
   private async checkFds(child: ChildProcess): Promise<void> {
-    if (child !== this.child || child.pid === undefined || child.exitCode !== null) return;
+    if (!this.isCurrent(child) || child.pid === undefined) return;
     const result = await fdCheck(child.pid, await this.hooks.listeningInodes());
-    if (child === this.child && child.exitCode === null && result !== this.status.fdCheck) {
+    if (this.isCurrent(child) && result !== this.status.fdCheck) {
       if (result === 'leak')
         this.logs.note("holds one of Berth's listening sockets (fd leak): ports may stay bound");
       this.set({ fdCheck: result });
