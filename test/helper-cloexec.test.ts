@@ -10,10 +10,9 @@
  * macOS (fcntl after recvmsg) receive paths.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import {
   isRoot,
@@ -25,6 +24,7 @@ import {
   startHelper,
   tempDir,
 } from './fixtures/helper/harness.js';
+import { EngineDriver } from './fixtures/helper/driver.js';
 
 const DRIVER = join(ROOT, 'test', 'fixtures', 'helper', 'engine-as-nobody.ts');
 const PORTS = { lo: 600, hi: 999 };
@@ -75,7 +75,7 @@ describe('a privileged port without berth-helper, Berth as nobody', () => {
       mkdirSync(stateDir, { mode: 0o700 });
       chownSync(stateDir, NOBODY, NOBODY);
       const socketPath = join(dir.path, 'no-helper-here.sock');
-      const driver = new Driver({
+      const driver = new EngineDriver(AS_NOBODY.slice(1), {
         socketPath,
         stateDir,
         protocol: 'tcp',
@@ -125,7 +125,7 @@ async function scenario(
     '--ports',
     `${PORTS.lo}-${PORTS.hi}`,
   ]);
-  let driver: Driver | undefined;
+  let driver: EngineDriver | undefined;
   let childPid: number | undefined;
   try {
     assertNobodyCanRead([
@@ -134,7 +134,13 @@ async function scenario(
       join(ROOT, 'native', 'build', 'Release', 'berth_native.node'),
       join(ROOT, 'node_modules', 'tsx', 'package.json'),
     ]);
-    driver = new Driver({ socketPath, stateDir, protocol, receivePath, leaveCloexecOff });
+    driver = new EngineDriver(AS_NOBODY.slice(1), {
+      socketPath,
+      stateDir,
+      protocol,
+      receivePath,
+      leaveCloexecOff,
+    });
 
     // A random privileged port; another suite may hold one, so try others on EADDRINUSE.
     let port = 0;
@@ -202,43 +208,6 @@ interface ForwardStatus {
   state: string;
   via?: string;
   error: { code: string; message: string } | null;
-}
-
-/** The Berth side, running as nobody, driven over stdin/stdout. */
-class Driver {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly lines: AsyncIterator<string>;
-  private stderr = '';
-
-  constructor(options: object) {
-    const argv = [...AS_NOBODY, process.execPath, '--import', 'tsx', DRIVER, JSON.stringify(options)];
-    this.child = spawn(argv[0]!, argv.slice(1), {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: (options as { stateDir: string }).stateDir },
-    });
-    this.child.stderr.setEncoding('utf8');
-    this.child.stderr.on('data', (chunk: string) => (this.stderr += chunk));
-    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
-  }
-
-  async send(op: string, arg?: number): Promise<unknown> {
-    this.child.stdin.write(`${JSON.stringify({ op, arg })}\n`);
-    const timeout = new Promise<never>((_, rej) =>
-      setTimeout(() => rej(new Error(`driver gave no answer to ${op}: ${this.stderr}`)), 30_000).unref(),
-    );
-    const next = await Promise.race([this.lines.next(), timeout]);
-    if (next.done) throw new Error(`driver exited during ${op}: ${this.stderr}`);
-    const answer = JSON.parse(next.value) as { ok: boolean; result?: unknown; error?: { message: string } };
-    if (!answer.ok) throw new Error(`${op} failed in the driver: ${answer.error?.message}`);
-    return answer.result;
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((res) => this.child.once('exit', res));
-    await this.send('close').catch(() => this.child.kill('SIGKILL'));
-    await exited;
-  }
 }
 
 // Fails (rather than skips) when nobody cannot read what it must run: as root in CI this is a broken setup.

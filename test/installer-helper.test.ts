@@ -16,10 +16,10 @@
  * helper's /proc status shows exactly the uid, gid and capabilities the unit names.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { EngineDriver } from './fixtures/helper/driver.js';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
 import {
   REPO,
@@ -38,7 +38,6 @@ const NOBODY = 65534;
 const HELPER_UID = 64000;
 const BERTH_GID = 64001;
 const PORTS = { lo: 600, hi: 1023 };
-const DRIVER = join(REPO, 'test', 'fixtures', 'helper', 'engine-as-nobody.ts');
 const ACTIVATE = join(REPO, 'test', 'fixtures', 'installer', 'socket-activate.py');
 /** CAP_NET_BIND_SERVICE is capability 10. */
 const ONLY_NET_BIND_SERVICE = (1n << 10n).toString(16).padStart(16, '0');
@@ -76,7 +75,7 @@ describe('berth-helper as the units start it (system user, CAP_NET_BIND_SERVICE 
       const dir = tempDir();
       chmodSync(dir.path, 0o755);
       let helper: ChildProcess | undefined;
-      const drivers: Driver[] = [];
+      const drivers: EngineDriver[] = [];
       try {
         // Install into a temporary root, allowing nobody (group berth + --allow-uid 65534), as an admin would.
         const root = join(dir.path, 'root');
@@ -163,7 +162,7 @@ describe('berth-helper as the units start it (system user, CAP_NET_BIND_SERVICE 
         };
 
         // Berth as nobody, a member of group berth: the port comes from the helper and carries traffic.
-        const member = new Driver(
+        const member = new EngineDriver(
           ['--reuid', String(NOBODY), '--regid', String(NOBODY), `--groups=${BERTH_GID}`],
           options,
         );
@@ -184,7 +183,7 @@ describe('berth-helper as the units start it (system user, CAP_NET_BIND_SERVICE 
         );
 
         // nobody outside group berth: the socket's mode 0660 keeps it out before the helper sees it.
-        const outsider = new Driver(
+        const outsider = new EngineDriver(
           ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups'],
           options,
         );
@@ -261,44 +260,4 @@ function activate(
       rej(new Error(`berth-helper exited with ${code}: ${output}`));
     });
   });
-}
-
-/** Berth (test/fixtures/helper/engine-as-nobody.ts) as another user via setpriv, driven over stdin/stdout. */
-class Driver {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly lines: AsyncIterator<string>;
-  private stderr = '';
-
-  constructor(identity: string[], options: { stateDir: string }) {
-    this.child = spawn(
-      'setpriv',
-      [...identity, process.execPath, '--import', 'tsx', DRIVER, JSON.stringify(options)],
-      {
-        cwd: REPO,
-        env: { PATH: process.env.PATH, HOME: options.stateDir },
-      },
-    );
-    this.child.stderr.setEncoding('utf8');
-    this.child.stderr.on('data', (chunk: string) => (this.stderr += chunk));
-    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
-  }
-
-  async send(op: string, arg?: number): Promise<unknown> {
-    this.child.stdin.write(`${JSON.stringify({ op, arg })}\n`);
-    const timeout = new Promise<never>((_, rej) =>
-      setTimeout(() => rej(new Error(`Berth gave no answer to ${op}: ${this.stderr}`)), 30_000).unref(),
-    );
-    const next = await Promise.race([this.lines.next(), timeout]);
-    if (next.done) throw new Error(`Berth exited during ${op}: ${this.stderr}`);
-    const answer = JSON.parse(next.value) as { ok: boolean; result?: unknown; error?: { message: string } };
-    if (!answer.ok) throw new Error(`${op} failed in Berth: ${answer.error?.message}`);
-    return answer.result;
-  }
-
-  async close(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((res) => this.child.once('exit', res));
-    await this.send('close').catch(() => this.child.kill('SIGKILL'));
-    await exited;
-  }
 }
