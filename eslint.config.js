@@ -74,7 +74,17 @@ const rawIpcSyntax = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'native/build/', 'out/', '.vite/', 'coverage/'] },
+  {
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'native/build/',
+      'out/',
+      '.vite/',
+      'coverage/',
+      'test/fixtures/insecure-electron/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -141,8 +151,6 @@ export default tseslint.config(
       '@typescript-eslint/no-restricted-imports': ['error', { ...mainBans, paths: mainBans.paths.slice(1) }],
     },
   },
-  // scripts/*.mjs (npm start, the desktop bundle build) are plain Node scripts outside every tsconfig.
-  { files: ['scripts/*.mjs'], ...tseslint.configs.disableTypeChecked },
   { files: ['eslint.config.js', '**/*.cjs', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   {
     files: ['**/*.cjs'],

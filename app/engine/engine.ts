@@ -42,6 +42,11 @@ export interface EngineOptions {
   supervision?: Partial<SupervisionPolicy>;
   /** Where live backends are recorded, so a Berth killed with SIGKILL is cleaned up after by the next. */
   recordsPath?: string;
+  /**
+   * Start the enabled forwards on start() (default). False loads them as `stopped`, leaving `enabled` in
+   * the file as it is: the desktop app's "Start forwards on launch: Never".
+   */
+  autoStart?: boolean;
 }
 
 const DEFAULT_TCP: TcpLimits = { connectTimeoutMs: 10_000, maxConnections: 4096 };
@@ -107,9 +112,10 @@ export class Engine implements BerthApi {
     if (this.records) loaded.notices.push(...(await this.records.reapOrphans()));
     this.config = loaded.config;
     for (const forward of this.config.forwards) this.runtimes.set(forward.id, this.newRuntime(forward));
-    await Promise.all(
-      [...this.runtimes.values()].filter((r) => r.forward.enabled).map((r) => this.startRuntime(r)),
-    );
+    if (this.options.autoStart !== false) {
+      const enabled = [...this.runtimes.values()].filter((r) => r.forward.enabled);
+      await Promise.all(enabled.map((r) => this.startRuntime(r)));
+    }
     for (const message of loaded.notices) this.emit({ type: 'notice', level: 'warning', message });
     return loaded;
   }

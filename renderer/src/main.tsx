@@ -1,7 +1,8 @@
-/** Entry point of the browser page served by `berth serve`: WebSocket transport, store, React root. */
+/** Entry point of the UI: the preload's IPC transport in Berth's window, else a WebSocket to `berth serve`. */
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { App } from './components/App.js';
+import { IpcTransport, preloadBridge } from './ipc-transport.js';
 import { ForwardStore } from './store.js';
 import { WebSocketTransport } from './ws-transport.js';
 import './styles.css';
@@ -11,7 +12,10 @@ import './styles.css';
 sessionStorage.removeItem('berth-auth-tried');
 if (location.hash.includes('token=')) history.replaceState(null, '', location.pathname + location.search);
 const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-const transport = new WebSocketTransport({ url: `${scheme}//${location.host}/api` });
+const bridge = preloadBridge();
+const transport = bridge
+  ? new IpcTransport(bridge)
+  : new WebSocketTransport({ url: `${scheme}//${location.host}/api` });
 const store = new ForwardStore();
 store.connect(transport);
 
