@@ -292,3 +292,22 @@ test('no timer outlives its backend, even one that dies before its first fd chec
   await new Promise((resolve) => setTimeout(resolve, 100)); // past any fd check still in flight
   assert.equal(timers(), before, `timers left after close (engine in ${dir})`);
 });
+
+test('a healthy run resets the backoff and the crash count', async (t) => {
+  // Each run lasts longer than healthyAfterMs, so every crash is the first in a row: never `failed`.
+  const { engine, backendOf } = await withBackend(
+    t,
+    { command: ['sh', '-c', 'sleep 0.15; exit 1'], restart: 'on-failure' },
+    { supervision: { healthyAfterMs: 50, crashLoopLimit: 2 } },
+  );
+  await until(async () => (await backendOf()).restarts >= 3, 'three restarts', 15_000);
+  assert.notEqual((await backendOf()).state, 'failed');
+  const delays = (await notes(engine))
+    .flatMap((n) => /^restarting in (\d+) ms/.exec(n)?.[1] ?? [])
+    .map(Number);
+  assert.ok(delays.length >= 3);
+  assert.ok(
+    delays.every((d) => d === fast.backoffBaseMs),
+    `delays ${delays.join(', ')}`,
+  );
+});

@@ -5,7 +5,7 @@ import { access, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { berth, serve } from './berth-process.js';
-import { canBind, echo, freePort, tcpServer, tempDir } from './support.js';
+import { canBind, echo, freePort, tcpServer, tempDir, until } from './support.js';
 
 test('serve, add, status --json, disable, enable, remove: the whole round', async (t) => {
   const berthd = await serve(t);
@@ -198,4 +198,44 @@ test('validate checks a file offline and lists problems with their JSON paths', 
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot read .*missing\.json/);
   assert.equal((await berth(['validate', '--config', good])).code, 0, '--config names the file too');
+});
+
+test('add with a backend after --, then berth logs shows its output', async (t) => {
+  const berthd = await serve(t);
+  const added = await berthd.cli(
+    'add',
+    'svc',
+    '--listen',
+    String(await freePort()),
+    '--target',
+    '1',
+    '--restart',
+    'never',
+    '--env',
+    'GREETING=hello from $(id)',
+    '--',
+    'sh',
+    '-c',
+    'echo "$GREETING"; echo oops >&2',
+  );
+  assert.equal(added.code, 0, added.stderr);
+  const config = JSON.parse(await readFile(berthd.config, 'utf8')) as { forwards: { backend?: unknown }[] };
+  assert.deepEqual(config.forwards[0]?.backend, {
+    command: ['sh', '-c', 'echo "$GREETING"; echo oops >&2'],
+    env: { GREETING: 'hello from $(id)' },
+    restart: 'never',
+  });
+  let logs = '';
+  await until(async () => {
+    logs = (await berthd.cli('logs', 'svc')).stdout;
+    return logs.includes('exited with code 0');
+  }, 'the backend to run and exit');
+  assert.match(logs, /^\S+ stdout hello from \$\(id\)$/m);
+  assert.match(logs, /^\S+ stderr oops$/m);
+  const bad = await berthd.cli('logs', 'svc', '--lines', 'zero');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--lines must be a positive whole number/);
+  const orphan = await berthd.cli('add', 'x', '--listen', '1', '--target', '1', '--restart', 'always');
+  assert.equal(orphan.code, 2);
+  assert.match(orphan.stderr, /need a backend command after --/);
 });
