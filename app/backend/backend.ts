@@ -195,7 +195,8 @@ export class Backend {
     this.logs.flush();
     this.hooks.onSpawn(undefined);
     this.logs.note(signal ? `exited on ${signal}` : `exited with code ${code}`);
-    const exit = { pid: null, exitCode: code, signal: signal as string | null };
+    // No process, nothing to check: a clean or leaky verdict belonged to the process that just ended.
+    const exit = { pid: null, exitCode: code, signal: signal as string | null, fdCheck: 'unknown' as const };
     if (!this.wanted) return this.set({ ...exit, state: 'stopped' });
     const failed = signal !== null || code !== 0;
     const restart = this.config.restart === 'always' || (this.config.restart === 'on-failure' && failed);
