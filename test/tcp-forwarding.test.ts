@@ -4,7 +4,10 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigStore } from '../app/config/store.js';
+import { Engine } from '../app/engine/engine.js';
 import { test } from 'node:test';
 import {
   addForward,
@@ -346,4 +349,26 @@ test('editing a running forward moves new connections to the new target', async 
     2,
     'counters survive the edit',
   );
+});
+
+test('closing the engine while its forwards are still starting leaves no port bound', async (t) => {
+  const dir = await tempDir(t);
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const target = await tcpServer(t, echo);
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      version: 1,
+      forwards: ports.map((port, i) => ({
+        id: `f${i}`,
+        listen: { port },
+        target: { host: '127.0.0.1', port: target.port },
+      })),
+    }),
+  );
+  const engine = new Engine({ store: new ConfigStore(join(dir, 'config.json')) });
+  const starting = engine.start();
+  await engine.close(); // at once, before start() has finished
+  await starting;
+  for (const port of ports) assert.equal(await canBind(port), true, `port ${port} was left bound`);
 });

@@ -127,6 +127,8 @@ export class Engine implements BerthApi {
     this.statsTimer = undefined;
     clearTimeout(this.logTimer);
     this.logTimer = undefined;
+    // A close that arrives while forwards are still starting waits for them, so none is left listening.
+    await this.startup;
     await this.queue.catch(() => undefined);
     await Promise.all([...this.runtimes.values()].map((r) => this.stopRuntime(r, 'stopped')));
     this.listeners.clear();
