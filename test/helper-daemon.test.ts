@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -294,6 +294,56 @@ describe('berth-helper caller check', { skip }, () => {
   );
 });
 
+describe('berth-helper against users it does not serve', { skip }, () => {
+  test(
+    'idle connections from a user who is not allowed cannot starve an allowed one',
+    { skip: !isRoot && 'needs root: holds the idle connections as nobody' },
+    async (t) => {
+      const dir = tempDir();
+      chmodSync(dir.path, 0o755);
+      const socketPath = join(dir.path, 'helper.sock');
+      const helper = await startHelper(socketPath, ['--socket-mode', '0666']);
+      // nobody opens 300 connections, sends nothing, and keeps them open (bounded: 20 s at most).
+      const hog = spawn(
+        'setpriv',
+        [
+          `--reuid=${NOBODY}`,
+          `--regid=${NOBODY}`,
+          '--clear-groups',
+          '/usr/bin/python3', // not a per-user shim nobody cannot read
+          '-c',
+          [
+            'import socket, sys, time',
+            'held = []',
+            'for _ in range(300):',
+            '    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.setblocking(False)',
+            '    try: s.connect(sys.argv[1])',
+            '    except BlockingIOError: pass',
+            '    held.append(s)',
+            'print("holding", flush=True)',
+            'time.sleep(20)',
+          ].join('\n'),
+          socketPath,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      t.after(async () => {
+        hog.kill('SIGKILL');
+        await helper.stop();
+        dir.remove();
+      });
+      await new Promise((resolve, reject) => {
+        hog.stdout.once('data', resolve);
+        hog.once('exit', (code) => reject(new Error(`the idle-connection holder exited (${code})`)));
+      });
+      // Before the fix the helper gave each idle stranger a slot for 5 s, and this ping waited behind them
+      // longer than Berth's own 5 s request timeout.
+      const reply = await rawRequest(socketPath, PING, true, 4000);
+      assert.equal(reply.status, Status.ok);
+    },
+  );
+});
+
 describe('berth-helper socket setup', { skip }, () => {
   test('refuses to replace a file that is not a socket', (t) => {
     const dir = tempDir();
@@ -318,6 +368,16 @@ describe('berth-helper socket setup', { skip }, () => {
     const third = await startHelper(path, ['--allow-uid', String(process.getuid!())]);
     assert.equal((await rawRequest(path, PING)).status, Status.ok);
     assert.equal(await third.stop(), 0);
+  });
+
+  test('refuses a socket folder that others can write to (a symlink swap would redirect its chown)', (t) => {
+    const dir = tempDir();
+    t.after(() => dir.remove());
+    chmodSync(dir.path, 0o777);
+    const result = runHelper(['--socket', join(dir.path, 'helper.sock')]);
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /must be a directory owned by uid \d+ and writable by no one else/);
+    assert.equal(existsSync(join(dir.path, 'helper.sock')), false, 'nothing was created');
   });
 
   test('an unknown --socket-group is a clear error', (t) => {

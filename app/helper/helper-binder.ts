@@ -100,6 +100,8 @@ export function createHelperBinder(
   return new HelperBinder(socketPath, options);
 }
 
+const MAX_CONCURRENT_REQUESTS = 2;
+
 interface NativeFailure {
   message: string;
   code?: string;
@@ -124,6 +126,22 @@ export class HelperBinder implements PrivilegedBinder {
       throw new RangeError(`timeoutMs must be an integer 1-600000, got ${this.timeoutMs}`);
     }
     this.native = options.native;
+  }
+
+  // Each request blocks one of libuv's four shared worker threads until the helper answers (up to the
+  // timeout). At most two at a time, so a slow helper never stalls Berth's file and DNS work with them.
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  private async inTurn<T>(request: () => Promise<T>): Promise<T> {
+    while (this.running >= MAX_CONCURRENT_REQUESTS) await new Promise<void>((go) => this.waiting.push(go));
+    this.running += 1;
+    try {
+      return await request();
+    } finally {
+      this.running -= 1;
+      this.waiting.shift()?.();
+    }
   }
 
   /** The socket the next request goes to. */
@@ -175,7 +193,9 @@ export class HelperBinder implements PrivilegedBinder {
     const receivePath = this.options.receivePath ?? native.receivePaths.native;
     const socketPath = this.socketPath;
     try {
-      return await native.request(socketPath, op, protocol, address, port, this.timeoutMs, receivePath);
+      return await this.inTurn(() =>
+        native.request(socketPath, op, protocol, address, port, this.timeoutMs, receivePath),
+      );
     } catch (err) {
       if (!(err instanceof Error) || err instanceof TypeError) throw err;
       throw withStack(this.explain(err, socketPath, what, port), caller.stack);

@@ -272,9 +272,16 @@ Outcome Run(const Params& params) {
   addr.sun_family = AF_UNIX;
   memcpy(addr.sun_path, params.socket_path.data(), params.socket_path.size());
 
+#if defined(__linux__)
+  // Close-on-exec from creation: a backend spawned meanwhile must not inherit the connection, in whose
+  // receive queue a late reply (and its bound fd) could still arrive after a timeout.
+  UniqueFd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!sock.valid()) {
+#else
   UniqueFd sock(socket(AF_UNIX, SOCK_STREAM, 0));
   if (!sock.valid() || fcntl(sock.get(), F_SETFD, FD_CLOEXEC) != 0 ||
       fcntl(sock.get(), F_SETFL, O_NONBLOCK) != 0) {
+#endif
     out.failure = SysFailure("connect", "socket", errno, "creating a Unix socket");
     return out;
   }
@@ -412,7 +419,10 @@ class RequestWorker : public Napi::AsyncWorker {
     }
     // From here JavaScript owns the fd (the engine adopts it, or closes it if adoption fails). If the
     // environment is torn down before OnOK runs, `outcome_.fd` closes it in the worker's destructor.
-    deferred_.Resolve(Napi::Number::New(env, outcome_.fd.release()));
+    // The number is made first: if making it throws, the fd is still owned here and closed.
+    Napi::Number fd = Napi::Number::New(env, outcome_.fd.get());
+    deferred_.Resolve(fd);
+    outcome_.fd.release();
   }
 
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }

@@ -42,6 +42,10 @@ constexpr size_t kMaxClients = 128;
 // A client has this long from connect to a complete request; a slow or stuck one is answered and dropped
 // without delaying anyone else.
 constexpr int64_t kClientTimeoutMs = 5000;
+// A peer that is not allowed is answered all the same (it learns why), but may hold few slots, briefly: idle
+// connections from such users must not crowd out the users the helper serves.
+constexpr int64_t kUntrustedTimeoutMs = 1000;
+constexpr size_t kMaxUntrustedClients = 8;
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -218,7 +222,20 @@ UniqueFd OpenSocket(const Options& options) {
   if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     SetupFailed("cannot create the folder " + dir, errno);
   }
+  // The folder must be the helper's own and writable by no one else: in a folder another user can write to,
+  // the socket file could be swapped for a symlink between bind() and chown(), and root would change the
+  // owner or mode of whatever the link points at.
   struct stat st;
+  if (!dir.empty()) {
+    if (lstat(dir.c_str(), &st) != 0) SetupFailed("cannot inspect the folder " + dir, errno);
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+      fprintf(stderr,
+              "berth-helper: the folder %s must be a directory owned by uid %u and writable by no one else "
+              "(use a folder such as /run/berth)\n",
+              dir.c_str(), static_cast<unsigned>(geteuid()));
+      exit(1);
+    }
+  }
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       fprintf(stderr, "berth-helper: %s exists and is not a socket; refusing to replace it\n", path.c_str());
@@ -235,9 +252,8 @@ UniqueFd OpenSocket(const Options& options) {
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM, 0));
   if (!fd.valid()) SetupFailed("socket", errno);
   if (!SetNonBlockingCloexec(fd.get())) SetupFailed("fcntl", errno);
-  // The socket file is created with no access at all and opened up only after chmod/chown, so there is no
-  // moment when the umask's default lets the wrong users in.
-  mode_t old_umask = umask(0777);
+  // The umask gives the socket file its --socket-mode as bind() creates it: no chmod by path afterwards.
+  mode_t old_umask = umask(~options.socket_mode & 0777);
   int bound = bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   int bind_errno = errno;
   umask(old_umask);
@@ -250,16 +266,17 @@ UniqueFd OpenSocket(const Options& options) {
       fprintf(stderr, "berth-helper: no group named '%s'\n", options.socket_group.c_str());
       exit(2);
     }
-    if (chown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) {
+    // lchown: never follows a symlink, whatever the folder check above allowed.
+    if (lchown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) {
       int error = errno;
       unlink(path.c_str());
       SetupFailed("cannot give " + path + " to group " + options.socket_group, error);
     }
   }
-  if (chmod(path.c_str(), options.socket_mode) != 0) {
-    int error = errno;
+  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || (st.st_mode & 0777) != options.socket_mode) {
     unlink(path.c_str());
-    SetupFailed("cannot chmod " + path, error);
+    fprintf(stderr, "berth-helper: %s changed under the helper while it was being set up\n", path.c_str());
+    exit(1);
   }
   if (listen(fd.get(), kListenBacklog) != 0) {
     int error = errno;
@@ -274,6 +291,8 @@ struct Client {
   uint8_t buffer[p::kRequestSize + 1];
   size_t size = 0;
   int64_t deadline = 0;
+  // Whether the peer (SO_PEERCRED at accept) is one the helper serves.
+  bool trusted = false;
   // Answered before its EOF (an oversized frame): what it still sends is read and dropped until its EOF,
   // because closing a Unix socket with unread data resets it and the client could lose the reply.
   bool draining = false;
@@ -360,7 +379,8 @@ UniqueFd BindFor(const p::Request& request, p::Reply* reply) {
   }
   if (type == SOCK_STREAM) {
     // libuv sets SO_REUSEADDR on every TCP listener, so a port from the helper rebinds past TIME_WAIT just
-    // like one Berth binds directly. UDP gets none: the port stays exclusive.
+    // like one Berth binds directly. UDP gets none here, but Node's dgram adoption (uv_udp_open) turns on
+    // SO_REUSEADDR (SO_REUSEPORT on macOS) too: another process allowed to bind the port could share it.
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   }
@@ -428,7 +448,7 @@ class Helper {
         } else if (!done && now >= client->deadline) {
           Respond(*client,
                   MakeReply(0, p::kStatusBadRequest, ETIMEDOUT, "",
-                            "no complete request (ended by shutdown) within 5 seconds"),
+                            "no complete request (ended by shutdown) in time"),
                   nullptr);
           done = true;
         }
@@ -452,7 +472,11 @@ class Helper {
       auto client = std::make_unique<Client>();
       client->fd.reset(fd);
       if (!SetNonBlockingCloexec(fd)) continue;
-      client->deadline = NowMs() + kClientTimeoutMs;
+      uid_t uid = static_cast<uid_t>(-1);
+      pid_t pid = 0;
+      client->trusted = PeerUid(fd, &uid, &pid) && Allowed(uid);
+      if (!client->trusted && UntrustedClients() >= kMaxUntrustedClients) continue;  // closed, unanswered
+      client->deadline = NowMs() + (client->trusted ? kClientTimeoutMs : kUntrustedTimeoutMs);
       clients_.push_back(std::move(client));
     }
   }
@@ -534,6 +558,12 @@ class Helper {
             bound.valid() ? "sent" : reply.message);
     Respond(client, reply, &bound);
     // `bound` closes here: the helper keeps no copy, or the port would stay bound after Berth closed it.
+  }
+
+  size_t UntrustedClients() const {
+    size_t count = 0;
+    for (const auto& client : clients_) count += client->trusted ? 0 : 1;
+    return count;
   }
 
   bool Allowed(uid_t uid) const {
