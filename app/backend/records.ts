@@ -4,7 +4,7 @@
  * the system has since given to another process is never signalled.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { SpawnRecord } from './backend.js';
@@ -33,6 +33,9 @@ export class SpawnRecords {
   async reapOrphans(): Promise<string[]> {
     let records: SpawnRecord[];
     try {
+      // Only a record this user wrote is believed: signalling process groups on someone else's word is not.
+      const info = await lstat(this.path);
+      if (!info.isFile() || info.uid !== process.getuid?.()) return [];
       records = RecordsSchema.parse(JSON.parse(await readFile(this.path, 'utf8')));
     } catch {
       return []; // none, or unreadable: nothing can be proven to be ours

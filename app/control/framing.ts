@@ -11,26 +11,35 @@ export function readMessages(
   onBad: (reason: string) => void,
 ): void {
   let buffered = '';
+  let bytes = 0;
   socket.setEncoding('utf8');
-  socket.on('data', (chunk: string) => {
+  // After the first bad message nothing more is read or run: the peer gets its error and is closed.
+  const bad = (reason: string) => {
+    socket.off('data', onData);
+    buffered = '';
+    onBad(reason);
+  };
+  const onData = (chunk: string) => {
     buffered += chunk;
+    bytes += Buffer.byteLength(chunk);
     let newline: number;
     while ((newline = buffered.indexOf('\n')) !== -1) {
       const line = buffered.slice(0, newline);
       buffered = buffered.slice(newline + 1);
+      bytes = Buffer.byteLength(buffered);
       if (line.trim() === '') continue;
       let message: unknown;
       try {
         message = JSON.parse(line);
       } catch {
-        onBad('a message is not valid JSON');
-        return;
+        return bad('a message is not valid JSON');
       }
       onMessage(message);
+      if (socket.destroyed) return;
     }
-    if (Buffer.byteLength(buffered) > MAX_MESSAGE_BYTES)
-      onBad(`a message is larger than ${MAX_MESSAGE_BYTES} bytes`);
-  });
+    if (bytes > MAX_MESSAGE_BYTES) bad(`a message is larger than ${MAX_MESSAGE_BYTES} bytes`);
+  };
+  socket.on('data', onData);
 }
 
 /** Writes one message as a JSON line; false when the socket is already gone. */

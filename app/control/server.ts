@@ -2,7 +2,7 @@
  * The control socket: the CLI's transport to a running engine (and the desktop app's, so the CLI drives it
  * too). A Unix socket with mode 0600 in a 0700 folder; one JSON line per request, response or event.
  */
-import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import type { BerthEvent } from '../api/contract.js';
@@ -38,7 +38,7 @@ export class ControlServer {
 
   /** Opens the socket at `path`, replacing a stale one; fails if a live Berth answers there. */
   static async open(path: string, target: ControlTarget): Promise<ControlServer> {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    await privateFolder(dirname(path));
     if (await answers(path)) throw new AlreadyRunningError(path);
     await unlink(path).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
@@ -98,8 +98,28 @@ export class ControlServer {
       },
       (reason) => {
         writeMessage(socket, { id: null, error: { name: 'ProtocolError', code: 'EPROTO', message: reason } });
-        socket.end();
+        // end() flushes the error line; destroySoon closes both directions once it is written.
+        socket.end(() => socket.destroy());
       },
+    );
+  }
+}
+
+/**
+ * Creates the folder 0700 or checks that the existing one is this user's own and closed to others: in a
+ * folder another user made (say /tmp/berth-UID, made first), they could swap the socket or plant records.
+ */
+export async function privateFolder(folder: string): Promise<void> {
+  await mkdir(folder, { recursive: true, mode: 0o700 });
+  const info = await lstat(folder);
+  const uid = process.getuid?.();
+  if (!info.isDirectory() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o077) !== 0) {
+    throw new Error(
+      `${folder} must be a folder of this user with no access for others (mode 0700); it is ${
+        info.isDirectory()
+          ? `owned by uid ${info.uid}, mode ${(info.mode & 0o777).toString(8)}`
+          : 'not a folder'
+      }. Remove it or fix it (chmod 700), or set --control or $XDG_RUNTIME_DIR.`,
     );
   }
 }
