@@ -69,9 +69,10 @@ function openSocket(
   web: WebServer,
   headers: Record<string, string>,
   origin: string | null = `http://127.0.0.1:${web.port}`,
+  protocols: string[] = [],
 ): Promise<WebSocket | number> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`ws://127.0.0.1:${web.port}/api`, {
+    const socket = new WebSocket(`ws://127.0.0.1:${web.port}/api`, protocols, {
       headers,
       ...(origin !== null ? { origin } : {}),
     });
@@ -112,9 +113,9 @@ void describe('web server: HTTP', () => {
   void it('refuses a wrong token, as a header or as a cookie', async (t) => {
     const web = await openServer(t);
     assert.equal((await get(web, '/', { authorization: 'Bearer wrong' })).status, 401);
-    assert.equal((await get(web, '/', { cookie: `berth-token-${web.port}=wrong` })).status, 401);
-    // The cookie of another Berth (another port) is not this one's.
-    assert.equal((await get(web, '/', { cookie: `berth-token-1=${TOKEN}` })).status, 401);
+    assert.equal((await get(web, '/', { cookie: `berth-ui-${web.port}=wrong` })).status, 401);
+    // The token itself is never a cookie credential.
+    assert.equal((await get(web, '/', { cookie: `berth-ui-${web.port}=${TOKEN}` })).status, 401);
   });
 
   void it('serves the UI with the token, and trades the token for an HttpOnly cookie at /auth', async (t) => {
@@ -129,8 +130,16 @@ void describe('web server: HTTP', () => {
     const cookie = String(auth.headers['set-cookie']);
     assert.match(cookie, /HttpOnly/);
     assert.match(cookie, /SameSite=Strict/);
-    const withCookie = await get(web, '/', { cookie: cookie.split(';')[0] ?? '' });
+    const pair = cookie.split(';')[0] ?? '';
+    const withCookie = await get(web, '/', { cookie: pair });
     assert.equal(withCookie.status, 200);
+    // Browsers send localhost cookies to every port, so the cookie must not be the token...
+    assert.doesNotMatch(cookie, new RegExp(TOKEN));
+    // ...and it opens the UI's files but never the API.
+    assert.equal(await openSocket(web, { cookie: pair }), 401);
+    // A cookie of the same name planted by another local page cannot shadow the real one.
+    const planted = await get(web, '/', { cookie: `berth-ui-${web.port}=planted; ${pair}` });
+    assert.equal(planted.status, 200);
   });
 
   void it('refuses a foreign Host even with the token (DNS rebinding)', async (t) => {
@@ -177,6 +186,16 @@ void describe('web server: WebSocket', () => {
     assert.equal(await openSocket(web, bearer, `http://127.0.0.1:${web.port + 1}`), 403);
     assert.equal(await openSocket(web, bearer, null), 403);
     assert.equal(await openSocket(web, { ...bearer, host: `evil.example:${web.port}` }), 403);
+  });
+
+  void it('takes the token as the subprotocol berth-token.TOKEN, as the page sends it', async (t) => {
+    const web = await openServer(t);
+    const origin = `http://127.0.0.1:${web.port}`;
+    const ok = await openSocket(web, {}, origin, ['berth.v1', `berth-token.${TOKEN}`]);
+    assert.ok(ok instanceof WebSocket, `refused with ${typeof ok === 'number' ? ok : 'no status'}`);
+    t.after(() => ok.terminate());
+    assert.equal(ok.protocol, 'berth.v1', 'only berth.v1 is echoed back, never the token');
+    assert.equal(await openSocket(web, {}, origin, ['berth.v1', 'berth-token.wrong']), 401);
   });
 
   void it('pushes a snapshot to a subscriber and answers commands like the control socket', async (t) => {

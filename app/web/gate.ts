@@ -1,7 +1,8 @@
 /**
  * The page a request without the token gets (status 401). The browser keeps `#token=...` to itself, so this
- * page's one script sends it to `/auth` in a header; the server answers with an HttpOnly cookie and the page
- * reloads as the app. Without a token it says where the right address is.
+ * page's one script sends it to `/auth` in a header; the server answers with an HttpOnly cookie that opens
+ * the UI's files, the token goes to this origin's sessionStorage for the API, and the page reloads as the
+ * app. Without a token it says where the right address is.
  */
 import { createHash } from 'node:crypto';
 
@@ -19,6 +20,7 @@ const SCRIPT = `(() => {
     .then((response) => {
       if (!response.ok) { say('This address has an old token. Copy the address that berth serve printed when it last started.'); return; }
       sessionStorage.setItem('berth-auth-tried', location.hash);
+      sessionStorage.setItem('berth-token', decodeURIComponent(match[1]));
       location.reload();
     })
     .catch(() => say('Berth did not answer. Check that berth serve is still running.'));

@@ -8,7 +8,17 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { ControlTarget } from '../control/server.js';
 import { MAX_FRAME_BYTES, serveApiSocket } from './api-socket.js';
-import { allowedHosts, allowedOrigins, cookieName, hasToken, hostAllowed, newToken } from './auth.js';
+import {
+  API_PROTOCOL,
+  allowedHosts,
+  allowedOrigins,
+  cookieName,
+  hasToken,
+  hasTokenProtocol,
+  hasUiCookie,
+  hostAllowed,
+  newToken,
+} from './auth.js';
 import { GATE_CSP, GATE_HTML } from './gate.js';
 import { reply, serveFile } from './static-files.js';
 
@@ -39,7 +49,14 @@ export function isLoopback(address: string): boolean {
 
 /** A listening web server; `close()` ends every socket and stops it. */
 export class WebServer {
-  private readonly sockets = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  private readonly sockets = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    // The page offers `berth.v1` and `berth-token.TOKEN`; only the first is ever echoed back.
+    handleProtocols: (protocols) => (protocols.has(API_PROTOCOL) ? API_PROTOCOL : false),
+  });
+  // What the UI cookie holds: a key of its own, so a cookie seen by another localhost port opens no API.
+  private readonly uiKey = newToken();
   private readonly hosts: Set<string>;
   private readonly origins: Set<string>;
 
@@ -105,7 +122,7 @@ export class WebServer {
       this.authenticate(request, response);
       return;
     }
-    if (!hasToken(request, this.token, this.port)) {
+    if (!hasToken(request, this.token) && !hasUiCookie(request, this.uiKey, this.port)) {
       response.writeHead(401, {
         ...COMMON_HEADERS,
         'content-type': 'text/html; charset=utf-8',
@@ -121,19 +138,20 @@ export class WebServer {
     }).catch(() => response.destroy());
   }
 
-  // The gate page trades the token (in a header, never in a URL) for an HttpOnly cookie.
+  // The gate page trades the token (in a header, never in a URL) for an HttpOnly cookie that opens the UI's
+  // files only: the API still needs the token.
   private authenticate(request: IncomingMessage, response: ServerResponse): void {
     const origin = request.headers.origin;
     if (request.method !== 'POST') {
       reply(response, 405, 'Use POST.', { ...COMMON_HEADERS, allow: 'POST' });
     } else if (origin !== undefined && !this.origins.has(origin)) {
       reply(response, 403, 'Berth accepts the token only from its own page.', COMMON_HEADERS);
-    } else if (!hasToken(request, this.token, this.port)) {
+    } else if (!hasToken(request, this.token)) {
       reply(response, 401, 'The token is missing or wrong.', COMMON_HEADERS);
     } else {
       response.writeHead(204, {
         ...COMMON_HEADERS,
-        'set-cookie': `${cookieName(this.port)}=${this.token}; HttpOnly; SameSite=Strict; Path=/`,
+        'set-cookie': `${cookieName(this.port)}=${this.uiKey}; HttpOnly; SameSite=Strict; Path=/`,
         'cache-control': 'no-store',
       });
       response.end();
@@ -149,7 +167,8 @@ export class WebServer {
     const origin = request.headers.origin;
     if (!hostAllowed(request, this.hosts)) refuse('403 Forbidden');
     else if ((request.url ?? '').split('?')[0] !== '/api') refuse('404 Not Found');
-    else if (!hasToken(request, this.token, this.port)) refuse('401 Unauthorized');
+    else if (!hasToken(request, this.token) && !hasTokenProtocol(request, this.token))
+      refuse('401 Unauthorized');
     else if (origin === undefined || !this.origins.has(origin)) refuse('403 Forbidden');
     else {
       this.sockets.handleUpgrade(request, socket, head, (ws) => serveApiSocket(ws, this.options.target));

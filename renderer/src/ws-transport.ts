@@ -26,6 +26,8 @@ export interface WebSocketTransportOptions {
   url: string;
   /** How long a call waits for the connection before it fails. */
   connectTimeoutMs?: number;
+  /** WebSocket subprotocols: `berth.v1` and the token as `berth-token.TOKEN`. */
+  protocols?: string[];
   /** Builds the socket; tests pass a fake. */
   createSocket?: (url: string) => WebSocket;
 }
@@ -83,7 +85,9 @@ export class WebSocketTransport implements Transport {
   }
 
   private connect(): void {
-    const socket = (this.options.createSocket ?? ((url) => new WebSocket(url)))(this.options.url);
+    const socket = (this.options.createSocket ?? ((url) => new WebSocket(url, this.options.protocols)))(
+      this.options.url,
+    );
     this.socket = socket;
     socket.addEventListener('open', () => {
       this.backoffMs = 250;
