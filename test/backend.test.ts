@@ -7,7 +7,7 @@ import type { BackendStatus } from '../app/api/contract.js';
 import { processGroup } from '../app/backend/proc.js';
 import type { ForwardInput } from '../app/config/schema.js';
 import type { Engine } from '../app/engine/engine.js';
-import { berth, serve } from './berth-process.js';
+import { serve, type Instance } from './berth-process.js';
 import { connect, freePort, readAll, startEngine, until } from './support.js';
 
 // Fast timings so restarts and crash loops happen in milliseconds; the order of events is what is asserted.
@@ -190,8 +190,8 @@ test('fdCheck says "leak" when a backend holds one of Berth\'s listening sockets
   assert.ok((await notes(engine)).some((n) => /holds one of Berth's listening sockets/.test(n)));
 });
 
-test('no orphans: SIGTERM to berth serve stops the whole process group of every backend', async (t) => {
-  const berthd = await serve(t);
+/** Adds a forward whose backend is a small process tree: sh and two sleeps, in one process group. */
+async function addTree(berthd: Instance): Promise<void> {
   const added = await berthd.cli(
     'add',
     'tree',
@@ -205,6 +205,11 @@ test('no orphans: SIGTERM to berth serve stops the whole process group of every 
     'sleep 300 & sleep 300',
   );
   assert.equal(added.code, 0, added.stderr);
+}
+
+test('no orphans: SIGTERM to berth serve stops the whole process group of every backend', async (t) => {
+  const berthd = await serve(t);
+  await addTree(berthd);
   let pid = 0;
   await until(async () => {
     const status = JSON.parse((await berthd.cli('status', '--json')).stdout) as {
@@ -220,19 +225,7 @@ test('no orphans: SIGTERM to berth serve stops the whole process group of every 
 
 test('no orphans: after SIGKILL, the next start stops what the killed Berth left and says so', async (t) => {
   const first = await serve(t);
-  const added = await first.cli(
-    'add',
-    'tree',
-    '--listen',
-    String(await freePort()),
-    '--target',
-    '1',
-    '--',
-    'sh',
-    '-c',
-    'sleep 300 & sleep 300',
-  );
-  assert.equal(added.code, 0, added.stderr);
+  await addTree(first);
   let pid = 0;
   await until(async () => {
     const records = await readFile(`${first.dir}/run/backends.json`, 'utf8').catch(() => '[]');
@@ -266,7 +259,6 @@ test('no orphans: after SIGKILL, the next start stops what the killed Berth left
     };
     return status.forwards[0]?.backend?.state === 'running';
   }, 'the new backend');
-  void berth;
 });
 
 test('no timer outlives its backend, even one that dies before its first fd check', async (t) => {

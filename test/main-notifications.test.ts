@@ -1,25 +1,10 @@
 /** main/notifications.ts: failures become notifications, at most one per forward per minute (injected clock). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ForwardStatus } from '../app/api/contract.js';
 import { failureNotice, FailureNotifier, RateLimiter, type Notice } from '../main/notifications.js';
+import { forwardStatus } from './support.js';
 
-function forward(id: string, extra: Partial<ForwardStatus> = {}): ForwardStatus {
-  return {
-    id,
-    enabled: true,
-    protocol: 'tcp',
-    listen: { address: '127.0.0.1', port: 8000 },
-    target: { host: '127.0.0.1', port: 9000 },
-    state: 'listening',
-    error: null,
-    lastError: null,
-    connections: { active: 0, total: 0 },
-    bytes: { toTarget: 0, fromTarget: 0 },
-    errors: 0,
-    ...extra,
-  };
-}
+const forward = forwardStatus;
 const failed = (id: string) =>
   forward(id, {
     state: 'error',

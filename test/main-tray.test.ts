@@ -2,30 +2,14 @@
 import assert from 'node:assert/strict';
 import { inflateSync } from 'node:zlib';
 import { test } from 'node:test';
-import type { ForwardStatus } from '../app/api/contract.js';
 import { DEFAULT_SETTINGS, type Settings } from '../main/settings.js';
 import { trayPixels, trayPng } from '../main/tray-icon.js';
 import { trayMenu, trayState, trayTooltip, type TrayAction, type TrayItem } from '../main/tray-menu.js';
 import { BerthTray, runTrayAction, toTemplate } from '../main/tray.js';
 import { createFakeElectron, menuItem } from './fixtures/electron/index.js';
-import { addForward, canBind, echo, startEngine, tcpServer, until } from './support.js';
+import { addForward, canBind, echo, forwardStatus, startEngine, tcpServer, until } from './support.js';
 
-function forward(id: string, extra: Partial<ForwardStatus> = {}): ForwardStatus {
-  return {
-    id,
-    enabled: true,
-    protocol: 'tcp',
-    listen: { address: '127.0.0.1', port: 8000 },
-    target: { host: '127.0.0.1', port: 9000 },
-    state: 'listening',
-    error: null,
-    lastError: null,
-    connections: { active: 0, total: 0 },
-    bytes: { toTarget: 0, fromTarget: 0 },
-    errors: 0,
-    ...extra,
-  };
-}
+const forward = forwardStatus;
 
 const labels = (items: TrayItem[]) => items.map((i) => (i.type === 'separator' ? '---' : i.label));
 const find = (items: TrayItem[], label: string) => items.find((i) => i.label === label);

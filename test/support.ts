@@ -5,6 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import type { ForwardStatus } from '../app/api/contract.js';
 import type { ForwardInput } from '../app/config/schema.js';
 import { ConfigStore } from '../app/config/store.js';
 import { Engine, type EngineOptions } from '../app/engine/engine.js';
@@ -130,4 +131,22 @@ export function closed(socket: net.Socket): Promise<NodeJS.ErrnoException | unde
     socket.on('end', () => socket.end());
     socket.once('close', () => resolve(error));
   });
+}
+
+/** A ForwardStatus as the engine reports it, listening with zero counters; `extra` overrides fields. */
+export function forwardStatus(id: string, extra: Partial<ForwardStatus> = {}): ForwardStatus {
+  return {
+    id,
+    enabled: true,
+    protocol: 'tcp',
+    listen: { address: '127.0.0.1', port: 8000 },
+    target: { host: '127.0.0.1', port: 9000 },
+    state: 'listening',
+    error: null,
+    lastError: null,
+    connections: { active: 0, total: 0 },
+    bytes: { toTarget: 0, fromTarget: 0 },
+    errors: 0,
+    ...extra,
+  };
 }
