@@ -5,8 +5,6 @@
  * schemas and rebuilds errors with `fromEnvelope`, exactly as the WebSocket transport does.
  */
 import {
-  commands,
-  ErrorEnvelopeSchema,
   EventSchema,
   type BerthEvent,
   type CommandName,
@@ -14,8 +12,8 @@ import {
   type CommandResponse,
   type ErrorEnvelope,
 } from '../../app/api/contract.js';
-import { ApiError, fromEnvelope } from '../../app/api/errors.js';
-import type { ConnectionState, Transport } from './transport.js';
+import { ApiError } from '../../app/api/errors.js';
+import { decodeReply, type ConnectionState, type Transport } from './transport.js';
 
 /** What a command call over IPC resolves to: never a rejection, so the error's code survives the bridge. */
 export type BridgeReply<N extends CommandName> =
@@ -49,15 +47,7 @@ export class IpcTransport implements Transport {
     } catch {
       throw new ApiError('EIPC', 'Berth did not answer. Restart Berth if this keeps happening.');
     }
-    if (!reply.ok) {
-      const envelope = ErrorEnvelopeSchema.safeParse(reply.error);
-      throw envelope.success
-        ? fromEnvelope(envelope.data)
-        : new ApiError('EPROTO', 'Berth sent an error the window cannot read.');
-    }
-    const result = commands[name].response.safeParse(reply.result);
-    if (!result.success) throw new ApiError('EPROTO', 'Berth sent an answer the window cannot read.');
-    return result.data as CommandResponse<N>;
+    return decodeReply(name, reply.ok ? { result: reply.result } : { error: reply.error });
   }
 
   subscribe(listener: (event: BerthEvent) => void): () => void {

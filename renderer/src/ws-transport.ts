@@ -4,16 +4,14 @@
  * reconnects with backoff and subscribes again, so a fresh snapshot replaces whatever was missed.
  */
 import {
-  commands,
-  ErrorEnvelopeSchema,
   EventSchema,
   type BerthEvent,
   type CommandName,
   type CommandRequest,
   type CommandResponse,
 } from '../../app/api/contract.js';
-import { ApiError, fromEnvelope } from '../../app/api/errors.js';
-import type { ConnectionState, Transport } from './transport.js';
+import { ApiError } from '../../app/api/errors.js';
+import { decodeReply, type ConnectionState, type Transport } from './transport.js';
 
 interface Pending {
   name: CommandName;
@@ -127,18 +125,11 @@ export class WebSocketTransport implements Transport {
     const pending = typeof message.id === 'number' ? this.pending.get(message.id) : undefined;
     if (!pending) return;
     this.pending.delete(message.id as number);
-    if (message.error !== undefined) {
-      const envelope = ErrorEnvelopeSchema.safeParse(message.error);
-      pending.reject(
-        envelope.success
-          ? fromEnvelope(envelope.data)
-          : new ApiError('EPROTO', 'Berth sent an error the UI cannot read.'),
-      );
-      return;
+    try {
+      pending.resolve(decodeReply(pending.name, message));
+    } catch (err) {
+      pending.reject(err as Error);
     }
-    const result = commands[pending.name].response.safeParse(message.result);
-    if (result.success) pending.resolve(result.data);
-    else pending.reject(new ApiError('EPROTO', 'Berth sent an answer the UI cannot read. Reload the page.'));
   }
 
   private whenOpen(): Promise<WebSocket> {
