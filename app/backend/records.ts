@@ -64,6 +64,11 @@ export class SpawnRecords {
     return this.save();
   }
 
+  /** Resolves when every write asked for so far is on disk (or has failed). */
+  idle(): Promise<void> {
+    return this.writing;
+  }
+
   private save(): Promise<void> {
     const next = this.writing.then(async () => {
       await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });

@@ -131,6 +131,8 @@ export class Engine implements BerthApi {
     await this.startup;
     await this.queue.catch(() => undefined);
     await Promise.all([...this.runtimes.values()].map((r) => this.stopRuntime(r, 'stopped')));
+    // Stopped backends update the records file as they exit; those writes belong to this close too.
+    await this.records?.idle();
     this.listeners.clear();
   }
 
