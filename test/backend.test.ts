@@ -8,7 +8,7 @@ import { processGroup } from '../app/backend/proc.js';
 import type { ForwardInput } from '../app/config/schema.js';
 import type { Engine } from '../app/engine/engine.js';
 import { serve, type Instance } from './berth-process.js';
-import { connect, freePort, readAll, startEngine, until } from './support.js';
+import { connect, freePort, onCleanup, readAll, startEngine, until } from './support.js';
 
 // Fast timings so restarts and crash loops happen in milliseconds; the order of events is what is asserted.
 const fast = {
@@ -235,7 +235,7 @@ test('no orphans: after SIGKILL, the next start stops what the killed Berth left
   first.child.kill('SIGKILL');
   await new Promise((resolve) => first.child.once('exit', resolve));
   const left = await processGroup(pid);
-  t.after(() =>
+  onCleanup(t, () =>
     left.forEach((p) => {
       try {
         process.kill(p, 'SIGKILL');

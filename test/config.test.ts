@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigSchema, type Config } from '../app/config/schema.js';
 import { ConfigError, ConfigStore, parseConfig } from '../app/config/store.js';
-import { startEngine, tempDir } from './support.js';
+import { onCleanup, startEngine, tempDir } from './support.js';
 
 const sample: Config = {
   version: 1,
@@ -228,7 +228,7 @@ test('a config from a newer Berth is used read-only and never rewritten', async 
   const { Engine } = await import('../app/engine/engine.js');
   const readOnly = new Engine({ store: new ConfigStore(configFile) });
   await readOnly.start();
-  t.after(() => readOnly.close());
+  onCleanup(t, () => readOnly.close());
   await assert.rejects(readOnly.call('enable', { id: 'web' }), { code: 'EREADONLY' });
   await assert.rejects(
     readOnly.call('add', { forward: { id: 'new', listen: { port: 1 }, target: { unix: '/x' } } }),

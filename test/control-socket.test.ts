@@ -6,7 +6,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ControlServer } from '../app/control/server.js';
-import { closed, startEngine, tempDir } from './support.js';
+import { closed, onCleanup, startEngine, tempDir } from './support.js';
 
 test('refuses a control folder that others can enter or write to', async (t) => {
   const { engine } = await startEngine(t);
@@ -24,7 +24,7 @@ test('refuses a control folder that others can enter or write to', async (t) => 
 test('after a bad message nothing more is read or run, and the connection closes', async (t) => {
   const { engine, dir } = await startEngine(t);
   const control = await ControlServer.open(join(dir, 'run', 'control.sock'), engine);
-  t.after(() => control.close());
+  onCleanup(t, () => control.close());
   const client = net.connect({ path: control.path, allowHalfOpen: true });
   await once(client, 'connect');
   let reply = '';
@@ -42,7 +42,7 @@ test('after a bad message nothing more is read or run, and the connection closes
 test('a message without end is cut off at the size cap instead of buffered', async (t) => {
   const { engine, dir } = await startEngine(t);
   const control = await ControlServer.open(join(dir, 'run', 'control.sock'), engine);
-  t.after(() => control.close());
+  onCleanup(t, () => control.close());
   const client = net.connect({ path: control.path, allowHalfOpen: true });
   client.on('error', () => undefined);
   await once(client, 'connect');

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { serve } from './berth-process.js';
-import { echo, freePort, tcpServer, tempDir, until } from './support.js';
+import { echo, freePort, onCleanup, tcpServer, tempDir, until } from './support.js';
 
 const LIMIT = 64;
 const run = promisify(execFile);
@@ -60,7 +60,7 @@ test('EMFILE under a low fd limit neither spins the CPU nor stops the listener f
 
   // Far more held-open connections than fds: Berth must reach its limit and shed the rest.
   const held = Array.from({ length: 80 }, (_, i) => roundTrip(port, `held ${i}`, true));
-  t.after(() => held.forEach((h) => h.socket.destroy()));
+  onCleanup(t, () => held.forEach((h) => h.socket.destroy()));
   const replies = await Promise.all(held.map((h) => h.reply));
   const served = replies.filter((r, i) => r === `held ${i}`).length;
   assert.ok(served > 0, 'some connections were served');

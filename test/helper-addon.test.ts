@@ -25,6 +25,7 @@ import {
   waitListening,
   type RunningHelper,
 } from './fixtures/helper/harness.js';
+import { onCleanup } from './support.js';
 
 const skip = missingBuild();
 const FAKE = join(ROOT, 'test', 'fixtures', 'helper', 'fake-helper.py');
@@ -208,7 +209,7 @@ describe('addon without a helper', { skip }, () => {
 
   test('a file that is not a socket is reported the same way', async (t) => {
     const dir = tempDir();
-    t.after(() => dir.remove());
+    onCleanup(t, () => dir.remove());
     const path = join(dir.path, 'not-a-socket');
     writeFileSync(path, '');
     await assert.rejects(createHelperBinder(path).bind('udp', '::1', 53), {

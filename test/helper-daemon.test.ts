@@ -28,6 +28,7 @@ import {
   waitListening,
   type RunningHelper,
 } from './fixtures/helper/harness.js';
+import { onCleanup } from './support.js';
 
 const skip = missingBuild();
 
@@ -252,7 +253,7 @@ describe('berth-helper caller check', { skip }, () => {
       '10000-32000',
       ...allowed,
     ]);
-    t.after(async () => {
+    onCleanup(t, async () => {
       await helper.stop();
       dir.remove();
     });
@@ -284,7 +285,7 @@ describe('berth-helper caller check', { skip }, () => {
         '--allow-uid',
         String(NOBODY),
       ]);
-      t.after(async () => {
+      onCleanup(t, async () => {
         await helper.stop();
         dir.remove();
       });
@@ -327,7 +328,7 @@ describe('berth-helper against users it does not serve', { skip }, () => {
         ],
         { stdio: ['ignore', 'pipe', 'inherit'] },
       );
-      t.after(async () => {
+      onCleanup(t, async () => {
         hog.kill('SIGKILL');
         await helper.stop();
         dir.remove();
@@ -347,7 +348,7 @@ describe('berth-helper against users it does not serve', { skip }, () => {
 describe('berth-helper socket setup', { skip }, () => {
   test('refuses to replace a file that is not a socket', (t) => {
     const dir = tempDir();
-    t.after(() => dir.remove());
+    onCleanup(t, () => dir.remove());
     const path = join(dir.path, 'helper.sock');
     writeFileSync(path, 'precious');
     const result = runHelper(['--socket', path]);
@@ -359,7 +360,7 @@ describe('berth-helper socket setup', { skip }, () => {
     const dir = tempDir();
     const path = join(dir.path, 'helper.sock');
     const first = await startHelper(path);
-    t.after(() => dir.remove());
+    onCleanup(t, () => dir.remove());
     const second = runHelper(['--socket', path]);
     assert.equal(second.status, 1);
     assert.match(second.stderr, /another berth-helper is already listening/);
@@ -372,7 +373,7 @@ describe('berth-helper socket setup', { skip }, () => {
 
   test('refuses a socket folder that others can write to (a symlink swap would redirect its chown)', (t) => {
     const dir = tempDir();
-    t.after(() => dir.remove());
+    onCleanup(t, () => dir.remove());
     chmodSync(dir.path, 0o777);
     const result = runHelper(['--socket', join(dir.path, 'helper.sock')]);
     assert.equal(result.status, 1);
@@ -382,7 +383,7 @@ describe('berth-helper socket setup', { skip }, () => {
 
   test('an unknown --socket-group is a clear error', (t) => {
     const dir = tempDir();
-    t.after(() => dir.remove());
+    onCleanup(t, () => dir.remove());
     const result = runHelper(['--socket', join(dir.path, 'h.sock'), '--socket-group', 'no-such-group-berth']);
     assert.equal(result.status, 2);
     assert.match(result.stderr, /no group named 'no-such-group-berth'/);
@@ -408,7 +409,7 @@ describe('berth-helper socket setup', { skip }, () => {
       },
     );
     const helper = await waitListening(child, path);
-    t.after(async () => {
+    onCleanup(t, async () => {
       await helper.stop();
       dir.remove();
     });

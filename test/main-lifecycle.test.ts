@@ -22,7 +22,7 @@ import {
   type FakeEvent,
   type FakeElectron,
 } from './fixtures/electron/index.js';
-import { canBind, echo, freePort, tcpServer, tempDir, until } from './support.js';
+import { canBind, echo, freePort, onCleanup, tcpServer, tempDir, until } from './support.js';
 
 interface Started {
   fake: FakeElectron;
@@ -73,7 +73,7 @@ async function start(
     log: (line) => lines.push(line),
   };
   const desktop = await runDesktop(fake.electron, options);
-  t.after(async () => {
+  onCleanup(t, async () => {
     if (desktop && fake.fake.app.exitCodes.length === 0) await desktop.host.close();
   });
   return { fake, desktop, options, port, lines };
@@ -116,7 +116,7 @@ test('starting: forwards listen, the CLI drives the app over the control socket,
   assert.ok(fake.fake.session.defaultSession.permissionRequest);
 
   const client = await ControlClient.connect(options.controlPath);
-  t.after(() => client.close());
+  onCleanup(t, () => client.close());
   const status = await client.call('status', {});
   assert.equal(status.forwards[0]?.state, 'listening');
   await client.call('disable', { id: 'web' });
@@ -233,7 +233,7 @@ test('a running berth serve holds the control socket: the app says so and exits 
     handle: () => Promise.resolve({}),
     subscribe: () => () => undefined,
   });
-  t.after(() => other.close());
+  onCleanup(t, () => other.close());
   const port = await freePort();
   const configPath = join(dir, 'config.json');
   await writeFile(

@@ -10,10 +10,39 @@ import type { ForwardInput } from '../app/config/schema.js';
 import { ConfigStore } from '../app/config/store.js';
 import { Engine, type EngineOptions } from '../app/engine/engine.js';
 
+const cleanups = new WeakMap<TestContext, (() => unknown)[]>();
+
+/**
+ * Runs `cleanup` when the test ends, last registered first (a temp folder goes after whatever writes in it
+ * has closed), and every one runs even if another throws; the errors are rethrown at the end. Plain
+ * `t.after` hooks run first registered first and node:test skips the rest after one throws: a server left
+ * listening then keeps the file's process alive until --test-timeout.
+ */
+export function onCleanup(t: TestContext, cleanup: () => unknown): void {
+  let stack = cleanups.get(t);
+  if (!stack) {
+    const own: (() => unknown)[] = [];
+    cleanups.set(t, (stack = own));
+    t.after(async () => {
+      const errors: unknown[] = [];
+      for (const run of own.splice(0).reverse()) {
+        try {
+          await run();
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      if (errors.length === 1) throw errors[0];
+      if (errors.length > 1) throw new AggregateError(errors, `${errors.length} cleanups failed`);
+    });
+  }
+  stack.push(cleanup);
+}
+
 /** A temp folder removed when the test ends. */
 export async function tempDir(t: TestContext, prefix = 'berth-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  onCleanup(t, () => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -26,7 +55,7 @@ export async function startEngine(
   const configFile = join(dir, 'config.json');
   const engine = new Engine({ store: new ConfigStore(configFile), ...options });
   await engine.start();
-  t.after(() => engine.close());
+  onCleanup(t, () => engine.close());
   return { engine, dir, configFile };
 }
 
@@ -56,7 +85,7 @@ export async function tcpServer(
   });
   server.listen(0, host);
   await once(server, 'listening');
-  t.after(async () => {
+  onCleanup(t, async () => {
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => server.close(resolve));
   });

@@ -16,6 +16,7 @@ import {
   connect,
   echo,
   freePort,
+  onCleanup,
   readAll,
   startEngine,
   tcpServer,
@@ -180,7 +181,7 @@ test('a refused target closes the client promptly, is counted, and the listener 
 
   // The same listener serves again once the target is up.
   const target = net.createServer(echo).listen(deadPort, '127.0.0.1');
-  t.after(() => target.close());
+  onCleanup(t, () => target.close());
   await once(target, 'listening');
   const again = await connect(port);
   const reply = readAll(again);
@@ -207,11 +208,11 @@ test('a target that does not answer times out and the client is closed', async (
     '-c',
     'import socket,sys,time\ns=socket.socket();s.bind(("127.0.0.1",0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)',
   ]);
-  t.after(() => python.kill('SIGKILL'));
+  onCleanup(t, () => python.kill('SIGKILL'));
   const [line] = (await once(python.stdout, 'data')) as [Buffer];
   const silentPort = Number(line.toString().trim());
   const fillers: net.Socket[] = [];
-  t.after(() => fillers.forEach((s) => s.destroy()));
+  onCleanup(t, () => fillers.forEach((s) => s.destroy()));
   for (let i = 0; i < 4; i++) {
     const filler = net.connect(silentPort, '127.0.0.1');
     filler.on('error', () => undefined);
@@ -259,7 +260,7 @@ test('a Unix socket target', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'target.sock');
   const target = net.createServer({ allowHalfOpen: true }, echo).listen(path);
-  t.after(() => target.close());
+  onCleanup(t, () => target.close());
   await once(target, 'listening');
   const { engine } = await startEngine(t);
   const port = await addForward(engine, 'unix', { unix: path });
@@ -318,7 +319,7 @@ test('the connection cap closes extra clients and counts them', async (t) => {
   const target = await tcpServer(t, echo);
   const port = await addForward(engine, 'cap', { host: '127.0.0.1', port: target.port });
   const held = [await connect(port), await connect(port)];
-  t.after(() => held.forEach((s) => s.destroy()));
+  onCleanup(t, () => held.forEach((s) => s.destroy()));
   await until(
     async () => (await engine.call('status', {})).forwards[0]?.connections.active === 2,
     'two open',

@@ -15,7 +15,7 @@ import { main } from '../app/cli.js';
 import type { ControlTarget } from '../app/control/server.js';
 import { serve } from '../app/serve.js';
 import { WebServer } from '../app/web/server.js';
-import { startEngine, tempDir, until } from './support.js';
+import { onCleanup, startEngine, tempDir, until } from './support.js';
 
 const UI_DIR = join(import.meta.dirname, 'fixtures', 'web', 'ui');
 const TOKEN = 'test-token-0123456789abcdef0123456789abcdef';
@@ -23,7 +23,7 @@ const TOKEN = 'test-token-0123456789abcdef0123456789abcdef';
 async function openServer(t: TestContext): Promise<WebServer> {
   const { engine } = await startEngine(t);
   const web = await WebServer.open({ uiDir: UI_DIR, target: engine, token: TOKEN });
-  t.after(() => web.close());
+  onCleanup(t, () => web.close());
   return web;
 }
 
@@ -91,7 +91,7 @@ async function connected(t: TestContext, web: WebServer): Promise<WebSocket> {
     socket instanceof WebSocket,
     `the WebSocket was refused with ${typeof socket === 'number' ? socket : 'no status'}`,
   );
-  t.after(() => socket.terminate());
+  onCleanup(t, () => socket.terminate());
   return socket;
 }
 
@@ -193,7 +193,7 @@ void describe('web server: WebSocket', () => {
     const origin = `http://127.0.0.1:${web.port}`;
     const ok = await openSocket(web, {}, origin, ['berth.v1', `berth-token.${TOKEN}`]);
     assert.ok(ok instanceof WebSocket, `refused with ${typeof ok === 'number' ? ok : 'no status'}`);
-    t.after(() => ok.terminate());
+    onCleanup(t, () => ok.terminate());
     assert.equal(ok.protocol, 'berth.v1', 'only berth.v1 is echoed back, never the token');
     assert.equal(await openSocket(web, {}, origin, ['berth.v1', 'berth-token.wrong']), 401);
   });
@@ -262,9 +262,9 @@ void describe('web server: WebSocket', () => {
       },
     };
     const web = await WebServer.open({ uiDir: UI_DIR, target, token: TOKEN });
-    t.after(() => web.close());
+    onCleanup(t, () => web.close());
     const raw = net.connect(web.port, '127.0.0.1');
-    t.after(() => raw.destroy());
+    onCleanup(t, () => raw.destroy());
     await once(raw, 'connect');
     raw.write(
       [
@@ -322,7 +322,7 @@ void describe('berth serve', () => {
       out: (line) => lines.push(line),
       err: (line) => lines.push(line),
     });
-    t.after(() => served.stop());
+    onCleanup(t, () => served.stop());
     const web = served.web;
     assert.ok(web);
     const uiLines = lines.filter((line) => line.startsWith('Berth UI: '));
@@ -349,7 +349,7 @@ void describe('berth serve', () => {
       out: (line) => lines.push(line),
       err: (line) => lines.push(line),
     });
-    t.after(() => served.stop());
+    onCleanup(t, () => served.stop());
     assert.equal(served.web, undefined);
     assert.ok(!lines.some((line) => line.startsWith('Berth UI:')));
   });
