@@ -30,6 +30,63 @@ export interface BerthNative {
   readonly protocolVersion: number;
   /** Only in the berth_native_test build: leaves received fds without close-on-exec (negative tests). */
   testLeaveCloexecOff?: (on: boolean) => void;
+
+  // The native UDP relay (native/src/udp_relay.cc). Linux only: elsewhere `udpRelayAvailable` is false and the
+  // members below are missing.
+  readonly udpRelayAvailable: boolean;
+  /**
+   * A new UDP socket (non-blocking, close-on-exec) bound to `address` (an IPv4 or IPv6 literal) and `port` (0: any).
+   * Throws an Error with Node's `code` / `errno` / `syscall` ('socket' | 'bind'), a TypeError on bad arguments.
+   */
+  bindUdp(address: string, port: number): number;
+  /** The port the socket `fd` is bound to (getsockname). */
+  udpLocalPort(fd: number): number;
+  /**
+   * Relays datagrams between the bound UDP socket `fd` and the target, one connected socket per client. Owns `fd`
+   * once constructed; if it throws (TypeError on bad arguments, Error when `fd` is not a bound UDP socket), the
+   * caller still owns `fd` and must close it.
+   */
+  UdpRelay: new (
+    fd: number,
+    targetAddress: string,
+    targetPort: number,
+    idleTimeoutMs: number,
+    maxSessions: number,
+  ) => UdpRelay;
+}
+
+/** A failure counted by a UDP relay: Node's errno code ('EMAXSESSIONS', errno 0 and no syscall at the session cap). */
+export interface UdpRelayError {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+/** A UDP relay's counters since it started. */
+export interface UdpRelayStats {
+  /** Payload bytes and datagrams forwarded to the target / back to clients. */
+  toTarget: number;
+  fromTarget: number;
+  datagramsToTarget: number;
+  datagramsFromTarget: number;
+  /** Open sessions, and sessions ever opened. */
+  active: number;
+  total: number;
+  /** Failures a user should see; `lastError` is the latest of them. */
+  errors: number;
+  /** Datagrams not delivered: full socket buffers, truncation, the session cap, no session socket. */
+  dropped: number;
+  lastError: UdpRelayError | null;
+}
+
+/** The addon's UDP relay: datagrams move without entering JavaScript; nothing calls back, so poll `stats()`. */
+export interface UdpRelay {
+  /** Also works after close(): the final counters, with no active session. */
+  stats(): UdpRelayStats;
+  /** Sessions opened after this call connect to the new target; open ones keep theirs. */
+  setTarget(address: string, port: number): void;
+  /** Idempotent and synchronous: the listener and every session socket are closed when it returns. */
+  close(): void;
 }
 
 /** Which build of the addon to load: Berth always uses `berth_native`; tests may load the test twin. */

@@ -28,6 +28,7 @@
 
 #include "napi.h"
 #include "protocol.h"
+#include "udp_relay.h"
 #include "unique_fd.h"
 
 namespace berth {
@@ -539,6 +540,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef BERTH_NATIVE_TEST_HOOKS
   exports.Set("testLeaveCloexecOff", Napi::Function::New(env, TestLeaveCloexecOff));
 #endif
+  InitUdpRelay(env, exports);  // udp_relay.cc: the native UDP data plane (Linux)
   return exports;
 }
 
