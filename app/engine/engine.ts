@@ -27,7 +27,7 @@ import { newCounters, type Counters, type Forwarder } from './counters.js';
 import type { PrivilegedBinder, Via } from './listener.js';
 import { listenProblem, type ForwardProblem } from './messages.js';
 import { TcpForwarder, type TcpLimits } from './tcp-forwarder.js';
-import { UdpForwarder, type UdpLimits } from './udp-forwarder.js';
+import { UdpForwarder, type UdpOptions } from './udp-forwarder.js';
 
 /** How an engine is put together; limits default to what users expect of a forwarder. */
 export interface EngineOptions {
@@ -35,7 +35,7 @@ export interface EngineOptions {
   /** Gets privileged ports from berth-helper; without it, EACCES is reported with how to set it up. */
   binder?: PrivilegedBinder;
   tcp?: Partial<TcpLimits>;
-  udp?: Partial<UdpLimits>;
+  udp?: Partial<UdpOptions>;
   /** How often counters are pushed to subscribers. */
   statsIntervalMs?: number;
   /** Backoff, crash-loop limit, grace period and log size of supervised backends. */
@@ -50,7 +50,7 @@ export interface EngineOptions {
 }
 
 const DEFAULT_TCP: TcpLimits = { connectTimeoutMs: 10_000, maxConnections: 4096 };
-const DEFAULT_UDP: UdpLimits = { idleTimeoutMs: 60_000, maxSessions: 1024 };
+const DEFAULT_UDP: UdpOptions = { idleTimeoutMs: 60_000, maxSessions: 1024, dataPlane: 'native' };
 
 interface Runtime {
   forward: Forward;
@@ -76,7 +76,7 @@ export class Engine implements BerthApi {
   private statsTimer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly tcp: TcpLimits;
-  private readonly udp: UdpLimits;
+  private readonly udp: UdpOptions;
   private closed = false;
   private startup: Promise<unknown> = Promise.resolve();
   private readonly policy: SupervisionPolicy;

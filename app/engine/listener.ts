@@ -73,6 +73,21 @@ export async function bindUdp(
   return { socket: adopted, via: 'helper' };
 }
 
+/** Binds a UDP socket with `bindFd` (the addon's, close-on-exec), else through the helper; its fd and how. */
+export async function bindUdpFd(
+  bindFd: (address: string, port: number) => number,
+  address: string,
+  port: number,
+  binder: PrivilegedBinder | undefined,
+): Promise<{ fd: number; via: Via }> {
+  try {
+    return { fd: bindFd(address, port), via: 'direct' };
+  } catch (err) {
+    if (!binder || !needsPrivilege(err)) throw err;
+  }
+  return { fd: await binder.bind('udp', address, port), via: 'helper' };
+}
+
 function listen(server: net.Server, options: net.ListenOptions | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {

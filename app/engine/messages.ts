@@ -88,6 +88,14 @@ export function targetProblem(target: Target, err: NodeJS.ErrnoException): Forwa
   }
 }
 
+/** A UDP forward dropped datagrams from a new client because it already has `max` sessions. */
+export function maxSessionsProblem(max: number): ForwardProblem {
+  return {
+    code: 'EMAXSESSIONS',
+    message: `More than ${max} UDP clients at once: datagrams from a new one were dropped.`,
+  };
+}
+
 /** Berth itself ran out of file descriptors. */
 export const fdLimitMessage =
   'Berth ran out of file descriptors, so new connections are refused until some close. Raise the limit (`ulimit -n`) or lower the number of connections.';

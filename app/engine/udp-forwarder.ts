@@ -1,14 +1,20 @@
 /**
  * UDP forwarding: one upstream socket per client address, connected to the target so only its replies come
  * back, which are routed to that client. Idle sessions expire; the number of sessions is capped.
+ *
+ * Two data planes do this. The native relay (udp-native.ts) moves datagrams in batches without entering
+ * JavaScript; it is used wherever the addon is built and has it (Linux). node:dgram (udp-dgram.ts) is the
+ * fallback: where the addon is missing or lacks the relay (macOS), when a target name does not resolve at
+ * start (it then resolves per session, reporting each failure), or when `dataPlane` is 'node'.
  */
-import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Forward } from '../config/schema.js';
+import { loadBerthNative } from '../helper/helper-binder.js';
 import { newCounters, type Counters, type Forwarder } from './counters.js';
-import { bindUdp, type PrivilegedBinder } from './listener.js';
-import { targetProblem } from './messages.js';
+import type { PrivilegedBinder } from './listener.js';
+import { DgramUdpForwarder } from './udp-dgram.js';
+import { NativeUdpForwarder, type NativeUdp } from './udp-native.js';
 
 /** Limits of a UDP forward. */
 export interface UdpLimits {
@@ -18,134 +24,76 @@ export interface UdpLimits {
   maxSessions: number;
 }
 
-// Datagrams a client sends before its upstream socket is connected are held, up to this many.
-const MAX_PENDING = 64;
-
-interface Session {
-  upstream: dgram.Socket | undefined;
-  pending: Buffer[] | undefined;
-  lastActive: number;
-  closed: boolean;
+/** How UDP forwards run. */
+export interface UdpOptions extends UdpLimits {
+  /** 'native': the addon's relay where available, else node:dgram; 'node': always node:dgram. */
+  dataPlane: 'native' | 'node';
 }
 
-/** Forwards one UDP listener to its target. */
+let relay: NativeUdp | null | undefined;
+
+/** The addon's UDP relay, or null where it is not built or not available (loaded once per process). */
+export function nativeUdp(): NativeUdp | null {
+  if (relay === undefined) {
+    try {
+      const native = loadBerthNative();
+      relay = native.udpRelayAvailable ? native : null;
+    } catch {
+      relay = null;
+    }
+  }
+  return relay;
+}
+
+/** Forwards one UDP listener to its target, on the best data plane available. */
 export class UdpForwarder implements Forwarder {
-  private socket: dgram.Socket | undefined;
-  private readonly sessions = new Map<string, Session>();
-  private readonly counters: Counters = newCounters();
-  private sweeper: NodeJS.Timeout | undefined;
-  private readonly target: { host: string; port: number };
+  private plane: Forwarder | undefined;
+  private stopped = false;
 
   constructor(
     private readonly forward: Forward,
-    private readonly limits: UdpLimits,
+    private readonly options: UdpOptions,
     private readonly binder: PrivilegedBinder | undefined,
   ) {
     if ('unix' in forward.target) throw new Error('UDP forwards need a host and port target');
-    this.target = forward.target;
+  }
+
+  /** Which data plane runs this forward (once started). */
+  get dataPlane(): 'native' | 'node' | undefined {
+    if (!this.plane) return undefined;
+    return this.plane instanceof NativeUdpForwarder ? 'native' : 'node';
   }
 
   async start(): Promise<'direct' | 'helper'> {
-    const { socket, via } = await bindUdp(this.forward.listen.address, this.forward.listen.port, this.binder);
-    this.socket = socket;
-    socket.on('message', (data, client) => this.fromClient(data, client));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.fail(err));
-    const every = Math.max(10, Math.min(5000, Math.floor(this.limits.idleTimeoutMs / 4)));
-    this.sweeper = setInterval(() => this.expire(), every);
-    return via;
+    const native = this.options.dataPlane === 'native' ? nativeUdp() : null;
+    const address = native ? await this.resolved() : undefined;
+    if (this.stopped) {
+      throw Object.assign(new Error('the forward was stopped while it started'), { code: 'ECANCELED' });
+    }
+    this.plane =
+      native && address
+        ? new NativeUdpForwarder(this.forward, this.options, this.binder, native, address)
+        : new DgramUdpForwarder(this.forward, this.options, this.binder);
+    return this.plane.start();
   }
 
   stop(): Promise<void> {
-    clearInterval(this.sweeper);
-    this.sweeper = undefined;
-    for (const key of [...this.sessions.keys()]) this.closeSession(key);
-    const socket = this.socket;
-    this.socket = undefined;
-    if (!socket) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
+    this.stopped = true;
+    return this.plane?.stop() ?? Promise.resolve();
   }
 
   sample(): Counters {
-    return { ...this.counters };
+    return this.plane?.sample() ?? newCounters();
   }
 
-  private fromClient(data: Buffer, client: dgram.RemoteInfo): void {
-    const key = `${client.address}|${client.port}`;
-    let session = this.sessions.get(key);
-    if (!session) {
-      if (this.sessions.size >= this.limits.maxSessions) {
-        this.counters.errors += 1;
-        this.counters.lastError = {
-          code: 'EMAXSESSIONS',
-          message: `More than ${this.limits.maxSessions} UDP clients at once: datagrams from a new one were dropped.`,
-        };
-        return;
-      }
-      session = this.openSession(key, client);
+  // The target's address, or undefined when its name does not resolve now.
+  private async resolved(): Promise<string | undefined> {
+    const { host } = this.forward.target as { host: string };
+    if (isIP(host) !== 0) return host;
+    try {
+      return (await lookup(host)).address;
+    } catch {
+      return undefined;
     }
-    session.lastActive = Date.now();
-    this.counters.toTarget += data.length;
-    if (session.upstream && !session.pending) session.upstream.send(data);
-    else if (session.pending && session.pending.length < MAX_PENDING) session.pending.push(data);
-  }
-
-  private openSession(key: string, client: dgram.RemoteInfo): Session {
-    const session: Session = { upstream: undefined, pending: [], lastActive: Date.now(), closed: false };
-    this.sessions.set(key, session);
-    this.counters.active = this.sessions.size;
-    this.counters.total += 1;
-    void this.connectUpstream(key, session, client);
-    return session;
-  }
-
-  private async connectUpstream(key: string, session: Session, client: dgram.RemoteInfo): Promise<void> {
-    let address = this.target.host;
-    let family = isIP(address);
-    if (family === 0) {
-      try {
-        ({ address, family } = await lookup(address));
-      } catch (err) {
-        this.fail(err as NodeJS.ErrnoException);
-        this.closeSession(key);
-        return;
-      }
-    }
-    if (session.closed) return;
-    const upstream = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
-    session.upstream = upstream;
-    upstream.on('message', (reply) => {
-      session.lastActive = Date.now();
-      this.counters.fromTarget += reply.length;
-      this.socket?.send(reply, client.port, client.address);
-    });
-    // A connected UDP socket reports ICMP errors (ECONNREFUSED) here; the session stays for later datagrams.
-    upstream.on('error', (err: NodeJS.ErrnoException) => this.fail(err));
-    upstream.connect(this.target.port, address, () => {
-      if (session.closed) return;
-      const pending = session.pending ?? [];
-      session.pending = undefined;
-      for (const data of pending) upstream.send(data);
-    });
-  }
-
-  private expire(): void {
-    const now = Date.now();
-    for (const [key, session] of this.sessions) {
-      if (now - session.lastActive >= this.limits.idleTimeoutMs) this.closeSession(key);
-    }
-  }
-
-  private closeSession(key: string): void {
-    const session = this.sessions.get(key);
-    if (!session) return;
-    session.closed = true;
-    this.sessions.delete(key);
-    session.upstream?.close();
-    this.counters.active = this.sessions.size;
-  }
-
-  private fail(err: NodeJS.ErrnoException): void {
-    this.counters.errors += 1;
-    this.counters.lastError = targetProblem(this.forward.target, err);
   }
 }

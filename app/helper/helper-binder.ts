@@ -123,8 +123,14 @@ export class HelperError extends Error {
 
 const DEFAULT_TIMEOUT_MS = 5000;
 
-/** Finds `native/build/Release/<build>.node` above this file (it runs from app/ under tsx and from dist/app/). */
+/**
+ * Finds `native/build/Release/<build>.node` above this file (it runs from app/ under tsx and from dist/app/).
+ * `BERTH_NATIVE_ADDON` names another `berth_native` build to load instead: a bundle run from elsewhere (the
+ * benchmark's), or a sanitizer build (scripts/native-asan.sh).
+ */
 export function addonPath(build: AddonBuild = 'berth_native'): string | undefined {
+  const override = build === 'berth_native' ? process.env.BERTH_NATIVE_ADDON : undefined;
+  if (override) return existsSync(override) ? override : undefined;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i += 1) {
     const candidate = join(dir, 'native', 'build', 'Release', `${build}.node`);
