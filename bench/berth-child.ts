@@ -10,6 +10,7 @@ import type { Forward } from '../app/config/schema.js';
 import { ConfigStore } from '../app/config/store.js';
 import { ControlServer } from '../app/control/server.js';
 import { Engine } from '../app/engine/engine.js';
+import { nativeUdp } from '../app/engine/udp-forwarder.js';
 
 /** What the child is asked to run. */
 export interface BerthChildSpec {
@@ -17,15 +18,24 @@ export interface BerthChildSpec {
   control: string;
   forwards: Forward[];
   maxConnections: number;
+  /** Which data planes the engine uses: the addon's relays (the default) or JavaScript ('node'). */
+  dataPlane: 'native' | 'node';
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as BerthChildSpec;
+// A column labelled native must not quietly measure the fallback.
+if (spec.dataPlane === 'native' && !nativeUdp()) {
+  process.stderr.write(
+    `berth-child: the addon's relays are not available (BERTH_NATIVE_ADDON=${process.env.BERTH_NATIVE_ADDON}); run npm run build:native\n`,
+  );
+  process.exit(1);
+}
 const configFile = join(spec.dir, 'config.json');
 await writeFile(configFile, JSON.stringify({ version: 1, forwards: spec.forwards }), { mode: 0o600 });
 const engine = new Engine({
   store: new ConfigStore(configFile),
   tcp: { maxConnections: spec.maxConnections },
-  udp: { maxSessions: 4096 },
+  udp: { maxSessions: 4096, dataPlane: spec.dataPlane },
 });
 const control = await ControlServer.open(spec.control, engine);
 await engine.start();

@@ -2,6 +2,7 @@
  * The forwarders under test, each started on loopback in front of the same targets: Berth (its engine in a
  * child process), socat and haproxy (Debian packages, skipped when absent). Each gets fresh ports.
  */
+import { existsSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -71,6 +72,10 @@ export async function startBerth(
     bundle: string;
     nofile?: number;
     nodeArgs?: string[];
+    /** 'node' runs Berth on its JavaScript data planes (the fallback where the addon lacks the relays). */
+    dataPlane?: 'native' | 'node';
+    /** The repo whose built addon the bundle loads (the bundle runs from a temp folder). */
+    root?: string;
   },
 ): Promise<Peer> {
   const route = await freshRoute(targets, options.only ?? KINDS);
@@ -93,16 +98,21 @@ export async function startBerth(
     control,
     forwards,
     maxConnections: 65_536,
+    dataPlane: options.dataPlane ?? 'native',
   };
   const node = [...(options.nodeArgs ?? []), options.bundle, JSON.stringify(spec)];
   const { soft, hard } = fileLimits();
   // The child needs two fds per forwarded connection: prlimit raises its soft limit up to the hard one.
   const nofile = Math.min(options.nofile ?? 0, hard);
   const [command, args] = forwarder(process.execPath, node);
+  // A candidate copy without its own addon build uses this repo's.
+  const built = (root: string): string => join(root, 'native', 'build', 'Release', 'berth_native.node');
+  const addon = options.root && existsSync(built(options.root)) ? built(options.root) : built(REPO);
+  const env = { ...process.env, BERTH_NATIVE_ADDON: addon };
   const child: ChildProcess =
     nofile > soft && which('prlimit')
-      ? start('prlimit', [`--nofile=${nofile}:${hard}`, '--', command, ...args])
-      : start(command, args);
+      ? start('prlimit', [`--nofile=${nofile}:${hard}`, '--', command, ...args], { env })
+      : start(command, args, { env });
   const { pid } = await firstLine<{ pid: number }>(child, 'Berth');
   return {
     name: options.name ?? 'berth',

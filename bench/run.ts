@@ -4,7 +4,7 @@
  * noise hits all peers alike; figures are medians over rounds, printed with their ratio to direct.
  *
  * Options: --smoke (a few seconds, built-in generators), --rounds N, --node-only (no iperf3/wrk),
- * --peers direct,berth,socat,haproxy, --figures tcp1,tcp8,conns,rtt,udp,idle,api, --idle N,
+ * --peers direct,berth,berth-node,socat,haproxy (berth-node: Berth on its JavaScript data planes), --figures tcp1,tcp8,conns,rtt,udp,idle,api, --idle N,
  * --samples (print every round's value), --pin (forwarders on the last CPU, everything else on CPU 0), --candidate DIR (also run the engine of a repo copy, as column "berth*"), --profile DIR (Berth runs with
  * --cpu-prof into DIR), --markdown FILE (also write the table as Markdown).
  */
@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
     smoke: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     'node-only': { type: 'boolean', default: false },
-    peers: { type: 'string', default: 'direct,berth,socat,haproxy' },
+    peers: { type: 'string', default: 'direct,berth,berth-node,socat,haproxy' },
     figures: { type: 'string', default: 'tcp1,tcp8,conns,rtt,udp,idle,api' },
     idle: { type: 'string' },
     candidate: { type: 'string' },
@@ -50,6 +50,9 @@ const { values: args } = parseArgs({
     pin: { type: 'boolean', default: false },
   },
 });
+
+// The columns that run Berth: the engine as built, on its JavaScript data planes, and a candidate's.
+const BERTHS = new Set(['berth', 'berth-node', 'berth*']);
 
 const smoke = args.smoke;
 const settings = {
@@ -80,6 +83,16 @@ const iperf3 = useTools && which('iperf3') !== undefined;
 const wrk = useTools && which('wrk') !== undefined;
 const wanted = new Set(args.peers.split(','));
 const figures = new Set(args.figures.split(','));
+for (const [option, given, known] of [
+  ['--peers', wanted, ['direct', 'berth', 'berth-node', 'socat', 'haproxy']],
+  ['--figures', figures, ['tcp1', 'tcp8', 'conns', 'rtt', 'udp', 'idle', 'api']],
+] as const) {
+  const unknown = [...given].filter((name) => !(known as readonly string[]).includes(name));
+  if (unknown.length > 0) {
+    process.stderr.write(`bench: ${option}: unknown ${unknown.join(', ')} (known: ${known.join(', ')})\n`);
+    process.exit(2);
+  }
+}
 const notes: string[] = [];
 const note = (line: string): void => {
   notes.push(line);
@@ -341,9 +354,26 @@ async function main(): Promise<void> {
       peers.push({ name: 'direct', route: targets, pid: undefined, stop: async () => {} });
     if (wanted.has('berth'))
       add(await startBerth(targets, { dir, bundle: berthBundle, nodeArgs: profileArgs }), '');
+    if (wanted.has('berth-node'))
+      add(
+        await startBerth(targets, {
+          dir,
+          name: 'berth-node',
+          bundle: berthBundle,
+          nodeArgs: profileArgs,
+          dataPlane: 'node',
+        }),
+        '',
+      );
     if (args.candidate)
       add(
-        await startBerth(targets, { dir, name: 'berth*', bundle: candidateBundle, nodeArgs: profileArgs }),
+        await startBerth(targets, {
+          dir,
+          name: 'berth*',
+          bundle: candidateBundle,
+          nodeArgs: profileArgs,
+          root: resolve(args.candidate),
+        }),
         '',
       );
     if (wanted.has('socat')) add(await startSocat(targets), 'socat is not installed: its column is skipped');
@@ -381,7 +411,7 @@ async function main(): Promise<void> {
     }
 
     // Idle connections last, each forwarder fresh, so the peak is theirs alone.
-    for (const peer of peers.filter((p) => p.name !== 'berth' && p.name !== 'berth*')) {
+    for (const peer of peers.filter((p) => !BERTHS.has(p.name))) {
       if (peer.name !== 'direct' && peer.name !== 'haproxy') await stopPeer(peer);
     }
     if (figures.has('idle')) {
@@ -408,6 +438,8 @@ async function main(): Promise<void> {
                 only,
                 nofile: 2 * settings.idle + 512,
                 bundle: peer.name === 'berth*' ? candidateBundle : berthBundle,
+                root: peer.name === 'berth*' && args.candidate ? resolve(args.candidate) : undefined,
+                dataPlane: peer.name === 'berth-node' ? 'node' : 'native',
               });
         if (!fresh) continue;
         running.push(fresh);
