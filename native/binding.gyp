@@ -21,14 +21,14 @@
   "targets": [
     {
       "target_name": "berth_native",
-      "sources": ["src/addon.cc", "src/udp_relay.cc"],
+      "sources": ["src/addon.cc", "src/udp_relay.cc", "src/tcp_relay.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8"]
     },
     {
       "target_name": "berth_native_test",
-      "sources": ["src/addon.cc", "src/udp_relay.cc"],
+      "sources": ["src/addon.cc", "src/udp_relay.cc", "src/tcp_relay.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8", "BERTH_NATIVE_TEST_HOOKS"]

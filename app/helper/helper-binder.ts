@@ -53,6 +53,61 @@ export interface BerthNative {
     idleTimeoutMs: number,
     maxSessions: number,
   ) => UdpRelay;
+
+  // The native TCP relay (native/src/tcp_relay.cc). Linux only: elsewhere `tcpRelayAvailable` is false and the
+  // members below are missing.
+  readonly tcpRelayAvailable: boolean;
+  /**
+   * A new listening TCP socket (non-blocking, close-on-exec, SO_REUSEADDR as libuv sets it, backlog 511) on
+   * `address` (an IPv4 or IPv6 literal) and `port` (0: any). Throws an Error with Node's `code` / `errno` /
+   * `syscall` ('socket' | 'bind' | 'listen'), a TypeError on bad arguments.
+   */
+  bindTcp(address: string, port: number): number;
+  /**
+   * Relays every connection accepted on the listening TCP socket `listenFd` to the target. Owns `listenFd` once
+   * constructed; if it throws (TypeError on bad arguments, Error when `listenFd` is not a listening TCP socket),
+   * the caller still owns it and must close it.
+   */
+  TcpRelay: new (listenFd: number, target: TcpRelayTarget, options: TcpRelayOptions) => TcpRelay;
+}
+
+/** Where a TCP relay connects: IP literals tried in order (the next on ECONNREFUSED, ENETUNREACH, ...), or a Unix socket. */
+export type TcpRelayTarget = { addresses: string[]; port: number } | { path: string };
+
+/** A TCP relay's limits. */
+export interface TcpRelayOptions {
+  /** How long reaching the target may take, retries included; then the client is reset (ETIMEDOUT). */
+  connectTimeoutMs: number;
+  /** Concurrent connections; further clients are closed at once and counted (EMAXCONN). */
+  maxConnections: number;
+  /** > 0: a target that refuses (ECONNREFUSED, ENOENT) is tried again after this long, until the timeout. */
+  retryRefusedMs: number;
+}
+
+/** A failure counted by a TCP relay: Node's errno code ('EMAXCONN', errno 0 and syscall '' at the cap). */
+export type TcpRelayError = UdpRelayError;
+
+/** A TCP relay's counters since it started. */
+export interface TcpRelayStats {
+  /** Open connections (connecting ones included), and connections ever accepted. */
+  active: number;
+  total: number;
+  /** Bytes read from clients / from the target, open connections included. */
+  toTarget: number;
+  fromTarget: number;
+  /** Failures of the target side, accept() and the cap; `lastError` is the latest of them. */
+  errors: number;
+  lastError: TcpRelayError | null;
+}
+
+/** The addon's TCP relay: bytes move without entering JavaScript; nothing calls back, so poll `stats()`. */
+export interface TcpRelay {
+  /** Also works after close(): the final counters, with no active connection. */
+  stats(): TcpRelayStats;
+  /** Connections accepted after this call go to the new target; open ones keep theirs. */
+  setTarget(target: TcpRelayTarget): void;
+  /** Idempotent and synchronous: the listener and every connection are closed when it returns. */
+  close(): void;
 }
 
 /** A failure counted by a UDP relay: Node's errno code ('EMAXSESSIONS', errno 0 and no syscall at the session cap). */

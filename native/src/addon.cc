@@ -28,6 +28,7 @@
 
 #include "napi.h"
 #include "protocol.h"
+#include "tcp_relay.h"
 #include "udp_relay.h"
 #include "unique_fd.h"
 
@@ -541,6 +542,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testLeaveCloexecOff", Napi::Function::New(env, TestLeaveCloexecOff));
 #endif
   InitUdpRelay(env, exports);  // udp_relay.cc: the native UDP data plane (Linux)
+  InitTcpRelay(env, exports);  // tcp_relay.cc: the native TCP data plane (Linux)
   return exports;
 }
 
