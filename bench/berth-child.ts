@@ -10,6 +10,7 @@ import type { Forward } from '../app/config/schema.js';
 import { ConfigStore } from '../app/config/store.js';
 import { ControlServer } from '../app/control/server.js';
 import { Engine } from '../app/engine/engine.js';
+import { nativeTcp } from '../app/engine/tcp-forwarder.js';
 import { nativeUdp } from '../app/engine/udp-forwarder.js';
 
 /** What the child is asked to run. */
@@ -24,7 +25,7 @@ export interface BerthChildSpec {
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as BerthChildSpec;
 // A column labelled native must not quietly measure the fallback.
-if (spec.dataPlane === 'native' && !nativeUdp()) {
+if (spec.dataPlane === 'native' && (!nativeUdp() || !nativeTcp())) {
   process.stderr.write(
     `berth-child: the addon's relays are not available (BERTH_NATIVE_ADDON=${process.env.BERTH_NATIVE_ADDON}); run npm run build:native\n`,
   );
@@ -34,7 +35,7 @@ const configFile = join(spec.dir, 'config.json');
 await writeFile(configFile, JSON.stringify({ version: 1, forwards: spec.forwards }), { mode: 0o600 });
 const engine = new Engine({
   store: new ConfigStore(configFile),
-  tcp: { maxConnections: spec.maxConnections },
+  tcp: { maxConnections: spec.maxConnections, dataPlane: spec.dataPlane },
   udp: { maxSessions: 4096, dataPlane: spec.dataPlane },
 });
 const control = await ControlServer.open(spec.control, engine);

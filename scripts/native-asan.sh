@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds berth-helper with AddressSanitizer (+ LeakSanitizer, UndefinedBehaviorSanitizer) and runs the helper
-# test suites against that build (the harness takes it from BERTH_HELPER_BIN); then the same for the addon's UDP
-# relay and its test file. Any sanitizer report fails the run, even one from a helper process whose failure a
-# test did not notice.
+# test suites against that build (the harness takes it from BERTH_HELPER_BIN); then the same for the addon's
+# relays and the engine tests that drive them. Any sanitizer report fails the run, even one from a helper
+# process whose failure a test did not notice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,20 +25,21 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$out/reports/u
 status=0
 node --import tsx --test test/helper-daemon.test.ts test/helper-cloexec.test.ts || status=$?
 
-# The addon's UDP relay (native/src/udp_relay.cc): the addon built the same way, loaded (BERTH_NATIVE_ADDON) by
-# its own test file and by the engine's UDP tests into a node with the ASan runtime preloaded. Node itself is not instrumented
-# and leaks by design at exit, so leak detection is off here.
+# The addon's relays (native/src/udp_relay.cc, tcp_relay.cc): the addon built the same way, loaded
+# (BERTH_NATIVE_ADDON) by their own test files and by the engine's forwarding tests into a node with the ASan
+# runtime preloaded. Node itself is not instrumented and leaks by design at exit, so leak detection is off here.
 addon_api="$(node -p "require('node-addon-api').include_dir")"
 "$cxx" -std=c++17 -g -O1 -Wall -Wextra -Werror -fno-omit-frame-pointer \
   -fsanitize=address,undefined -fno-sanitize-recover=all -fPIC -shared \
   -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DBUILDING_NODE_EXTENSION -DNODE_GYP_MODULE_NAME=berth_native \
   -I"$(node -p "process.execPath.replace(/bin\/node$/, 'include/node')")" -I"$addon_api" \
-  native/src/addon.cc native/src/udp_relay.cc -o "$out/berth_native.node"
+  native/src/addon.cc native/src/udp_relay.cc native/src/tcp_relay.cc -o "$out/berth_native.node"
 BERTH_NATIVE_ADDON="$out/berth_native.node" \
   LD_PRELOAD="$("$cxx" -print-file-name=libasan.so) $("$cxx" -print-file-name=libubsan.so)" \
   ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$out/reports/addon-asan" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$out/reports/addon-ubsan" \
-  node --import tsx --test test/native-udp-relay.test.ts test/udp-forwarding.test.ts || status=$?
+  node --import tsx --test test/native-udp-relay.test.ts test/udp-forwarding.test.ts test/native-tcp-relay.test.ts \
+    test/tcp-forwarding.test.ts test/backend.test.ts || status=$?
 if compgen -G "$out/reports/*" >/dev/null; then
   echo "native-asan: sanitizer reports from berth-helper or the addon:" >&2
   cat "$out"/reports/* >&2

@@ -26,7 +26,7 @@ import { SpawnRecords } from '../backend/records.js';
 import { newCounters, type Counters, type Forwarder } from './counters.js';
 import type { PrivilegedBinder, Via } from './listener.js';
 import { listenProblem, type ForwardProblem } from './messages.js';
-import { TcpForwarder, type TcpLimits } from './tcp-forwarder.js';
+import { TcpForwarder, type TcpOptions } from './tcp-forwarder.js';
 import { UdpForwarder, type UdpOptions } from './udp-forwarder.js';
 
 /** How an engine is put together; limits default to what users expect of a forwarder. */
@@ -34,7 +34,7 @@ export interface EngineOptions {
   store: ConfigStore;
   /** Gets privileged ports from berth-helper; without it, EACCES is reported with how to set it up. */
   binder?: PrivilegedBinder;
-  tcp?: Partial<TcpLimits>;
+  tcp?: Partial<TcpOptions>;
   udp?: Partial<UdpOptions>;
   /** How often counters are pushed to subscribers. */
   statsIntervalMs?: number;
@@ -49,7 +49,7 @@ export interface EngineOptions {
   autoStart?: boolean;
 }
 
-const DEFAULT_TCP: TcpLimits = { connectTimeoutMs: 10_000, maxConnections: 4096 };
+const DEFAULT_TCP: TcpOptions = { connectTimeoutMs: 10_000, maxConnections: 4096, dataPlane: 'native' };
 const DEFAULT_UDP: UdpOptions = { idleTimeoutMs: 60_000, maxSessions: 1024, dataPlane: 'native' };
 
 interface Runtime {
@@ -75,7 +75,7 @@ export class Engine implements BerthApi {
   private readonly lastStats = new Map<string, string>();
   private statsTimer: NodeJS.Timeout | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly tcp: TcpLimits;
+  private readonly tcp: TcpOptions;
   private readonly udp: UdpOptions;
   private closed = false;
   private startup: Promise<unknown> = Promise.resolve();

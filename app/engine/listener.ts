@@ -88,6 +88,24 @@ export async function bindUdpFd(
   return { fd: await binder.bind('udp', address, port), via: 'helper' };
 }
 
+/**
+ * A listening TCP socket from `bindFd` (the addon's, close-on-exec), else through the helper; its fd and how.
+ * The helper's fd is bound and listening already, close-on-exec from its arrival.
+ */
+export async function bindTcpFd(
+  bindFd: (address: string, port: number) => number,
+  address: string,
+  port: number,
+  binder: PrivilegedBinder | undefined,
+): Promise<{ fd: number; via: Via }> {
+  try {
+    return { fd: bindFd(address, port), via: 'direct' };
+  } catch (err) {
+    if (!binder || !needsPrivilege(err)) throw err;
+  }
+  return { fd: await binder.bind('tcp', address, port), via: 'helper' };
+}
+
 function listen(server: net.Server, options: net.ListenOptions | { fd: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {

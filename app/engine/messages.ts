@@ -96,6 +96,21 @@ export function maxSessionsProblem(max: number): ForwardProblem {
   };
 }
 
+/** A TCP forward closed a new client because it already has `max` connections. */
+export function maxConnectionsProblem(max: number): ForwardProblem {
+  return {
+    code: 'EMAXCONN',
+    message: `More than ${max} connections at once: a new one was closed.`,
+  };
+}
+
+/** accept() failed on a TCP listener (which stays up): EMFILE, ENFILE, ENOBUFS. */
+export function acceptProblem(err: NodeJS.ErrnoException): ForwardProblem {
+  const code = err.code ?? 'EUNKNOWN';
+  if (code === 'EMFILE' || code === 'ENFILE') return { code, message: fdLimitMessage };
+  return { code, message: `Accepting a connection failed: ${err.message}` };
+}
+
 /** Berth itself ran out of file descriptors. */
 export const fdLimitMessage =
   'Berth ran out of file descriptors, so new connections are refused until some close. Raise the limit (`ulimit -n`) or lower the number of connections.';
