@@ -73,37 +73,23 @@ export async function bindUdp(
   return { socket: adopted, via: 'helper' };
 }
 
-/** Binds a UDP socket with `bindFd` (the addon's, close-on-exec), else through the helper; its fd and how. */
-export async function bindUdpFd(
-  bindFd: (address: string, port: number) => number,
-  address: string,
-  port: number,
-  binder: PrivilegedBinder | undefined,
-): Promise<{ fd: number; via: Via }> {
-  try {
-    return { fd: bindFd(address, port), via: 'direct' };
-  } catch (err) {
-    if (!binder || !needsPrivilege(err)) throw err;
-  }
-  return { fd: await binder.bind('udp', address, port), via: 'helper' };
-}
-
 /**
- * A listening TCP socket from `bindFd` (the addon's, close-on-exec), else through the helper; its fd and how.
- * The helper's fd is bound and listening already, close-on-exec from its arrival.
+ * A socket bound (for TCP, listening) on address:port by `bind` (the addon's, close-on-exec), else from the
+ * helper, whose fd is close-on-exec from its arrival; its fd and how it was acquired.
  */
-export async function bindTcpFd(
-  bindFd: (address: string, port: number) => number,
+export async function bindFd(
+  protocol: 'tcp' | 'udp',
+  bind: (address: string, port: number) => number,
   address: string,
   port: number,
   binder: PrivilegedBinder | undefined,
 ): Promise<{ fd: number; via: Via }> {
   try {
-    return { fd: bindFd(address, port), via: 'direct' };
+    return { fd: bind(address, port), via: 'direct' };
   } catch (err) {
     if (!binder || !needsPrivilege(err)) throw err;
   }
-  return { fd: await binder.bind('tcp', address, port), via: 'helper' };
+  return { fd: await binder.bind(protocol, address, port), via: 'helper' };
 }
 
 function listen(server: net.Server, options: net.ListenOptions | { fd: number }): Promise<void> {

@@ -8,10 +8,10 @@
  * connection, reporting each failure), or when `dataPlane` is 'node'.
  */
 import type { Forward } from '../config/schema.js';
-import { loadBerthNative } from '../helper/helper-binder.js';
-import { newCounters, type Counters, type Forwarder } from './counters.js';
+import type { Forwarder } from './counters.js';
+import { nativeRelays, PlaneChoice, targetAddresses, type DataPlane } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
-import { NativeTcpForwarder, resolveAll, type NativeTcp } from './tcp-native.js';
+import { NativeTcpForwarder, type NativeTcp } from './tcp-native.js';
 import { NodeTcpForwarder } from './tcp-node.js';
 
 /** Limits of a TCP forward. */
@@ -25,72 +25,30 @@ export interface TcpLimits {
 /** How TCP forwards run. */
 export interface TcpOptions extends TcpLimits {
   /** 'native': the addon's relay where available, else net.Socket; 'node': always net.Socket. */
-  dataPlane: 'native' | 'node';
+  dataPlane: DataPlane;
 }
 
-let relay: NativeTcp | null | undefined;
-
-/** The addon's TCP relay, or null where it is not built or not available (loaded once per process). */
+/** The addon's TCP relay, or null where it is not built or not available. */
 export function nativeTcp(): NativeTcp | null {
-  if (relay === undefined) {
-    try {
-      const native = loadBerthNative();
-      relay = native.tcpRelayAvailable ? native : null;
-    } catch {
-      relay = null;
-    }
-  }
-  return relay;
+  const native = nativeRelays();
+  return native?.tcpRelayAvailable ? native : null;
 }
 
 /** Forwards one TCP listener to its target, on the best data plane available. */
-export class TcpForwarder implements Forwarder {
-  private plane: Forwarder | undefined;
-  private stopped = false;
-
+export class TcpForwarder extends PlaneChoice {
   constructor(
     private readonly forward: Forward,
     private readonly options: TcpOptions,
     private readonly binder: PrivilegedBinder | undefined,
-  ) {}
-
-  /** Which data plane runs this forward (once started). */
-  get dataPlane(): 'native' | 'node' | undefined {
-    if (!this.plane) return undefined;
-    return this.plane instanceof NativeTcpForwarder ? 'native' : 'node';
+  ) {
+    super();
   }
 
-  async start(): Promise<'direct' | 'helper'> {
+  protected async choose(): Promise<Forwarder> {
     const native = this.options.dataPlane === 'native' ? nativeTcp() : null;
-    const addresses = native ? await this.resolved() : undefined;
-    if (this.stopped) {
-      throw Object.assign(new Error('the forward was stopped while it started'), { code: 'ECANCELED' });
-    }
-    this.plane =
-      native && addresses
-        ? new NativeTcpForwarder(this.forward, this.options, this.binder, native, addresses)
-        : new NodeTcpForwarder(this.forward, this.options, this.binder);
-    return this.plane.start();
-  }
-
-  stop(): Promise<void> {
-    this.stopped = true;
-    return this.plane?.stop() ?? Promise.resolve();
-  }
-
-  sample(): Counters {
-    return this.plane?.sample() ?? newCounters();
-  }
-
-  // The target's addresses ([] for a Unix socket), or undefined when its name does not resolve now.
-  private async resolved(): Promise<string[] | undefined> {
-    const { target } = this.forward;
-    if ('unix' in target) return [];
-    try {
-      const addresses = await resolveAll(target.host);
-      return addresses.length > 0 ? addresses : undefined;
-    } catch {
-      return undefined;
-    }
+    const addresses = native ? await targetAddresses(this.forward) : undefined;
+    return native && addresses
+      ? new NativeTcpForwarder(this.forward, this.options, this.binder, native, addresses)
+      : new NodeTcpForwarder(this.forward, this.options, this.binder);
   }
 }

@@ -84,8 +84,15 @@ export interface TcpRelayOptions {
   retryRefusedMs: number;
 }
 
-/** A failure counted by a TCP relay: Node's errno code ('EMAXCONN', errno 0 and syscall '' at the cap). */
-export type TcpRelayError = UdpRelayError;
+/**
+ * A failure counted by a relay: Node's errno code, errno (negative) and the system call; at a relay's cap the
+ * code is its own ('EMAXCONN', 'EMAXSESSIONS') with errno 0 and syscall ''.
+ */
+export interface RelayError {
+  code: string;
+  errno: number;
+  syscall: string;
+}
 
 /** A TCP relay's counters since it started. */
 export interface TcpRelayStats {
@@ -97,7 +104,7 @@ export interface TcpRelayStats {
   fromTarget: number;
   /** Failures of the target side, accept() and the cap; `lastError` is the latest of them. */
   errors: number;
-  lastError: TcpRelayError | null;
+  lastError: RelayError | null;
 }
 
 /** The addon's TCP relay: bytes move without entering JavaScript; nothing calls back, so poll `stats()`. */
@@ -108,13 +115,6 @@ export interface TcpRelay {
   setTarget(target: TcpRelayTarget): void;
   /** Idempotent and synchronous: the listener and every connection are closed when it returns. */
   close(): void;
-}
-
-/** A failure counted by a UDP relay: Node's errno code ('EMAXSESSIONS', errno 0 and no syscall at the session cap). */
-export interface UdpRelayError {
-  code: string;
-  errno: number;
-  syscall: string;
 }
 
 /** A UDP relay's counters since it started. */
@@ -131,7 +131,7 @@ export interface UdpRelayStats {
   errors: number;
   /** Datagrams not delivered: full socket buffers, truncation, the session cap, no session socket. */
   dropped: number;
-  lastError: UdpRelayError | null;
+  lastError: RelayError | null;
 }
 
 /** The addon's UDP relay: datagrams move without entering JavaScript; nothing calls back, so poll `stats()`. */
