@@ -24,19 +24,15 @@
 #include "tcp_relay.h"
 
 #ifdef __linux__
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include <cmath>
@@ -45,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "relay_util.h"
 #include "unique_fd.h"
 #endif
 
@@ -79,81 +76,6 @@ uint8_t* Scratch() {
   thread_local std::unique_ptr<uint8_t[]> buffer;
   if (!buffer) buffer.reset(new uint8_t[kChunk]);
   return buffer.get();
-}
-
-std::string ErrnoCode(int error) {
-  char name[64];
-  uv_err_name_r(-error, name, sizeof(name));
-  return name;
-}
-
-// A Node-style error: code, errno (negative, as Node reports it) and syscall.
-Napi::Error SysError(Napi::Env env, int error, const char* syscall, const std::string& message) {
-  std::string code = ErrnoCode(error);
-  Napi::Error e =
-      Napi::Error::New(env, std::string(syscall) + " " + code + " " + message + " (" + strerror(error) + ")");
-  Napi::Object obj = e.Value();
-  obj.Set("code", Napi::String::New(env, code));
-  obj.Set("errno", Napi::Number::New(env, -error));
-  obj.Set("syscall", Napi::String::New(env, syscall));
-  return e;
-}
-
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
-  throw Napi::TypeError::New(env, message);
-}
-
-bool IsInteger(const Napi::Value& value, double lo, double hi, double* out) {
-  if (!value.IsNumber()) return false;
-  double d = value.As<Napi::Number>().DoubleValue();
-  if (!(d >= lo && d <= hi) || d != std::floor(d)) return false;
-  *out = d;
-  return true;
-}
-
-// An IPv4 or IPv6 literal (the latter optionally with %scope) and a port, as a socket address; 0 if it is not
-// one.
-socklen_t ParseAddress(const std::string& address, uint16_t port, sockaddr_storage* out) {
-  memset(out, 0, sizeof(*out));
-  if (address.find('\0') != std::string::npos) return 0;
-  auto* in = reinterpret_cast<sockaddr_in*>(out);
-  if (inet_pton(AF_INET, address.c_str(), &in->sin_addr) == 1) {
-    in->sin_family = AF_INET;
-    in->sin_port = htons(port);
-    return sizeof(sockaddr_in);
-  }
-  auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
-  std::string host = address;
-  size_t percent = address.find('%');
-  uint32_t scope_id = 0;
-  if (percent != std::string::npos) {
-    host = address.substr(0, percent);
-    std::string scope = address.substr(percent + 1);
-    if (!scope.empty() && scope.size() <= 10 && scope.find_first_not_of("0123456789") == std::string::npos &&
-        std::stoull(scope) <= 0xffffffffull) {
-      scope_id = static_cast<uint32_t>(std::stoull(scope));
-    } else {
-      scope_id = scope.empty() ? 0 : if_nametoindex(scope.c_str());
-    }
-    if (scope_id == 0) return 0;
-  }
-  if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1) return 0;
-  in6->sin6_family = AF_INET6;
-  in6->sin6_port = htons(port);
-  in6->sin6_scope_id = scope_id;
-  return sizeof(sockaddr_in6);
-}
-
-std::string Describe(const sockaddr_storage& addr) {
-  char text[INET6_ADDRSTRLEN] = "?";
-  if (addr.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-    return std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-  inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
-  return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
 }
 
 // Where connections go: IP addresses tried in order, or a Unix socket.
@@ -212,12 +134,10 @@ Target TargetArgument(Napi::Env env, const Napi::Value& value) {
 Napi::Value BindTcp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 2) ThrowType(env, "bindTcp() takes 2 arguments: address, port");
-  if (!info[0].IsString()) ThrowType(env, "address must be a string (an IPv4 or IPv6 literal)");
-  std::string text = info[0].As<Napi::String>().Utf8Value();
-  double port;
-  if (!IsInteger(info[1], 0, 65535, &port)) ThrowType(env, "port must be an integer 0-65535");
+  std::string text = AddressArgument(info, 0);
+  uint16_t port = PortArgument(info, 1, 0);
   sockaddr_storage addr;
-  socklen_t len = ParseAddress(text, static_cast<uint16_t>(port), &addr);
+  socklen_t len = ParseAddress(text, port, &addr);
   if (len == 0) ThrowType(env, "address must be an IPv4 or IPv6 literal, got '" + text + "'");
   UniqueFd sock(socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!sock.valid()) throw SysError(env, errno, "socket", Describe(addr));
@@ -234,9 +154,6 @@ Napi::Value BindTcp(const Napi::CallbackInfo& info) {
   sock.release();
   return fd;
 }
-
-void FreePoll(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
-void FreeTimer(uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); }
 
 void SetNoDelay(int fd) {
   int one = 1;
@@ -303,13 +220,10 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
 
   // new TcpRelay(listenFd, target, options). The relay owns `listenFd` only if this returns: every throw
   // below leaves it open, for the caller to close.
-  explicit TcpRelay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcpRelay>(info), env_(info.Env()) {
+  explicit TcpRelay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TcpRelay>(info) {
     Napi::Env env = info.Env();
     if (info.Length() != 3) ThrowType(env, "TcpRelay takes 3 arguments: listenFd, target, options");
-    double fd_number;
-    if (!IsInteger(info[0], 0, 2147483647, &fd_number))
-      ThrowType(env, "listenFd must be an integer 0-2147483647");
-    int fd = static_cast<int>(fd_number);
+    int fd = FdArgument(info, 0, "listenFd");
     target_ = TargetArgument(env, info[1]);
     if (!info[2].IsObject()) {
       ThrowType(env, "options must be { connectTimeoutMs, maxConnections, retryRefusedMs }");
@@ -330,22 +244,14 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     retry_ms_ = static_cast<uint64_t>(std::ceil(r));
 
     const std::string what = "fd " + std::to_string(fd);
-    struct stat st;
-    if (fstat(fd, &st) != 0) throw SysError(env, errno, "fstat", what);
-    if (!S_ISSOCK(st.st_mode)) throw SysError(env, ENOTSOCK, "fstat", what + " is not a socket");
-    int type = 0;
-    socklen_t type_len = sizeof(type);
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0)
-      throw SysError(env, errno, "getsockopt", what);
-    if (type != SOCK_STREAM) throw SysError(env, EPROTOTYPE, "getsockopt", what + " is not a stream socket");
+    CheckSocketType(env, fd, SOCK_STREAM, "stream", what);
     int listening = 0;
     socklen_t listening_len = sizeof(listening);
     if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &listening_len) != 0) {
       throw SysError(env, errno, "getsockopt", what);
     }
     if (!listening) throw SysError(env, EINVAL, "getsockopt", what + " is not listening");
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throw SysError(env, errno, "fcntl", what);
+    SetNonBlocking(env, fd, what);
 
     UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
     if (!ep.valid()) throw SysError(env, errno, "epoll_create1", what);
@@ -360,38 +266,20 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     if (napi_get_uv_event_loop(env, &loop_) != napi_ok || loop_ == nullptr) {
       throw Napi::Error::New(env, "TcpRelay: no libuv event loop");
     }
-    std::unique_ptr<uv_poll_t> poll(new uv_poll_t());
-    int rc = uv_poll_init(loop_, poll.get(), ep.get());
-    if (rc != 0) throw SysError(env, -rc, "uv_poll_init", what);
-    poll->data = this;
-    rc = uv_poll_start(poll.get(), UV_READABLE, OnPoll);
-    if (rc != 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(poll.release()), FreePoll);
-      throw SysError(env, -rc, "uv_poll_start", what);
-    }
+    poll_ = StartPoll(env, loop_, ep.get(), OnPoll, this, what);
     // Nothing below throws: from here on the relay owns the fd.
-    poll_ = poll.release();
     listen_fd_ = fd;
     ep_ = ep.release();
     reserve_ = reserve.release();
-    timer_ = new uv_timer_t();
-    uv_timer_init(loop_, timer_);
-    timer_->data = this;
-    uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
-    // Relays still open when the environment goes away (a worker exits) are closed, so no handle outlives its
-    // loop. Hooks run in reverse order of registration, so before N-API's finalizers.
-    hooked_ = napi_add_env_cleanup_hook(env_, OnEnvCleanup, this) == napi_ok;
+    timer_ = NewTimer(loop_, this);
+    cleanup_.Add(env, this);
   }
 
   // Collected without close(): close now.
   ~TcpRelay() override { Close(); }
 
  private:
-  struct LastError {
-    std::string code;
-    int error = 0;  // positive errno, 0 when there is none
-    std::string syscall;
-  };
+  friend class CleanupHook<TcpRelay>;
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -400,16 +288,8 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     out.Set("total", Napi::Number::New(env, static_cast<double>(total_)));
     out.Set("toTarget", Napi::Number::New(env, static_cast<double>(to_target_)));
     out.Set("fromTarget", Napi::Number::New(env, static_cast<double>(from_target_)));
-    out.Set("errors", Napi::Number::New(env, static_cast<double>(errors_)));
-    if (has_last_error_) {
-      Napi::Object last = Napi::Object::New(env);
-      last.Set("code", Napi::String::New(env, last_error_.code));
-      last.Set("errno", Napi::Number::New(env, last_error_.error == 0 ? 0 : -last_error_.error));
-      last.Set("syscall", Napi::String::New(env, last_error_.syscall));
-      out.Set("lastError", last);
-    } else {
-      out.Set("lastError", env.Null());
-    }
+    out.Set("errors", Napi::Number::New(env, static_cast<double>(errors_.count())));
+    out.Set("lastError", errors_.Last(env));
     return out;
   }
 
@@ -435,7 +315,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     FreeDead();
     if (poll_ != nullptr) {
       // uv_close stops the handle (taking the epoll fd out of Node's epoll) before the fd is closed.
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), FreePoll);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), FreeHandle<uv_poll_t>);
       poll_ = nullptr;
     }
     UniqueFd(ep_).reset();
@@ -445,30 +325,11 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     UniqueFd(reserve_).reset();
     reserve_ = -1;
     if (timer_ != nullptr) {
-      uv_close(reinterpret_cast<uv_handle_t*>(timer_), FreeTimer);
+      uv_close(reinterpret_cast<uv_handle_t*>(timer_), FreeHandle<uv_timer_t>);
       timer_ = nullptr;
     }
-    if (hooked_) {
-      hooked_ = false;
-      napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
-    }
+    cleanup_.Remove();
   }
-
-  static void OnEnvCleanup(void* arg) {
-    auto* self = static_cast<TcpRelay*>(arg);
-    self->hooked_ = false;  // the hook is being run (and removed) by Node
-    self->Close();
-  }
-
-  void RecordError(const std::string& code, int error, const char* syscall) {
-    errors_ += 1;
-    has_last_error_ = true;
-    last_error_.code = code;
-    last_error_.error = error;
-    last_error_.syscall = syscall;
-  }
-
-  void RecordErrno(int error, const char* syscall) { RecordError(ErrnoCode(error), error, syscall); }
 
   // ---- events ----
 
@@ -509,13 +370,13 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
         int error = errno;
         if (error == EINTR || error == ECONNABORTED) continue;
         if (error == EAGAIN || error == EWOULDBLOCK) return;
-        RecordErrno(error, "accept");
+        errors_.RecordErrno(error, "accept");
         if (error == EMFILE || error == ENFILE) Shed();
         return;
       }
       if (active_ >= max_connections_) {
         UniqueFd(fd).reset();
-        RecordError("EMAXCONN", 0, "");
+        errors_.Record("EMAXCONN", 0, "");
         continue;
       }
       Open(fd);
@@ -555,7 +416,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     SetNoDelay(fd);
     Conn* conn = new (std::nothrow) Conn();
     if (conn == nullptr) {
-      RecordErrno(ENOMEM, "malloc");
+      errors_.RecordErrno(ENOMEM, "malloc");
       ResetAndClose(fd);
       return;
     }
@@ -632,7 +493,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
   // The target could not be reached: counted, and the client told at once with a reset, as a refused
   // connection would be.
   void Fail(Conn* conn, int error, const char* syscall) {
-    RecordErrno(error, syscall);
+    errors_.RecordErrno(error, syscall);
     Finish(conn, true, false);
   }
 
@@ -699,7 +560,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
           size_t rest = static_cast<size_t>(n - sent);
           flow.buf = static_cast<uint8_t*>(malloc(rest));
           if (flow.buf == nullptr) {
-            RecordErrno(ENOMEM, "malloc");
+            errors_.RecordErrno(ENOMEM, "malloc");
             Finish(conn, true, true);
             return false;
           }
@@ -757,14 +618,14 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
 
   // Reading `side` failed (ECONNRESET, mostly): the other side is reset. Counted when it is the target's.
   void ReadError(Conn* conn, int side, int error) {
-    if (side == 1) RecordErrno(error, "read");
+    if (side == 1) errors_.RecordErrno(error, "read");
     Finish(conn, side == 1, side == 0);
   }
 
   // Writing to `side` failed (EPIPE, ECONNRESET): the side we were reading from is reset. Counted when it is
   // the target's.
   void WriteError(Conn* conn, int side, int error) {
-    if (side == 1) RecordErrno(error, "write");
+    if (side == 1) errors_.RecordErrno(error, "write");
     Finish(conn, side == 1, side == 0);
   }
 
@@ -801,7 +662,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     ev.data.u64 = reinterpret_cast<uint64_t>(conn) | (side == 0 ? kTagClient : kTagTarget);
     int op = conn->registered[side] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(ep_, op, conn->fd[side], &ev) != 0) {
-      RecordErrno(errno, "epoll_ctl");
+      errors_.RecordErrno(errno, "epoll_ctl");
       Finish(conn, true, true);
       return false;
     }
@@ -903,7 +764,6 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     if (due != UINT64_MAX) ArmTimer(due);
   }
 
-  napi_env env_;
   uv_loop_t* loop_ = nullptr;
   int listen_fd_ = -1;  // owned once the constructor returned
   int ep_ = -1;
@@ -914,7 +774,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
   uint64_t timer_due_ = 0;
   uint64_t paused_until_ = 0;
   bool closed_ = false;
-  bool hooked_ = false;
+  CleanupHook<TcpRelay> cleanup_;
   Target target_;
   uint64_t connect_timeout_ms_ = 0;
   uint64_t max_connections_ = 0;
@@ -925,9 +785,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
   uint64_t total_ = 0;
   uint64_t to_target_ = 0;
   uint64_t from_target_ = 0;
-  uint64_t errors_ = 0;
-  bool has_last_error_ = false;
-  LastError last_error_;
+  ErrorLog errors_;
 };
 
 }  // namespace

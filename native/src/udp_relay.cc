@@ -20,15 +20,10 @@
 #include "udp_relay.h"
 
 #ifdef __linux__
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <uv.h>
 
 #include <cmath>
@@ -37,6 +32,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "relay_util.h"
 #include "unique_fd.h"
 #endif
 
@@ -75,15 +71,7 @@ struct Batch {
     for (unsigned i = 0; i < kBatch; ++i) {
       in_iov[i].iov_base = buffer(i);
       in_iov[i].iov_len = kBufferSize;
-      msghdr& h = in[i].msg_hdr;
-      h.msg_name = with_names ? &names[i] : nullptr;
-      h.msg_namelen = with_names ? sizeof(names[i]) : 0;
-      h.msg_iov = &in_iov[i];
-      h.msg_iovlen = 1;
-      h.msg_control = nullptr;
-      h.msg_controllen = 0;
-      h.msg_flags = 0;
-      in[i].msg_len = 0;
+      SetHeader(&in[i], &in_iov[i], with_names ? &names[i] : nullptr, with_names ? sizeof(names[i]) : 0);
     }
   }
 
@@ -91,15 +79,20 @@ struct Batch {
   void SetOut(unsigned k, unsigned i, sockaddr_storage* name, socklen_t name_len) {
     out_iov[k].iov_base = buffer(i);
     out_iov[k].iov_len = in[i].msg_len;
-    msghdr& h = out[k].msg_hdr;
+    SetHeader(&out[k], &out_iov[k], name, name ? name_len : 0);
+  }
+
+  // One datagram, one iovec, no control data.
+  static void SetHeader(mmsghdr* msg, iovec* iov, sockaddr_storage* name, socklen_t name_len) {
+    msghdr& h = msg->msg_hdr;
     h.msg_name = name;
-    h.msg_namelen = name ? name_len : 0;
-    h.msg_iov = &out_iov[k];
+    h.msg_namelen = name_len;
+    h.msg_iov = iov;
     h.msg_iovlen = 1;
     h.msg_control = nullptr;
     h.msg_controllen = 0;
     h.msg_flags = 0;
-    out[k].msg_len = 0;
+    msg->msg_len = 0;
   }
 };
 
@@ -144,98 +137,16 @@ bool MakeKey(const sockaddr_storage& addr, socklen_t len, ClientKey* key) {
   return false;
 }
 
-std::string ErrnoCode(int error) {
-  char name[64];
-  uv_err_name_r(-error, name, sizeof(name));
-  return name;
-}
-
-// A Node-style error: code, errno (negative, as Node reports it) and syscall.
-Napi::Error SysError(Napi::Env env, int error, const char* syscall, const std::string& message) {
-  std::string code = ErrnoCode(error);
-  Napi::Error e = Napi::Error::New(env, std::string(syscall) + " " + code + " " + message + " (" +
-                                            strerror(error) + ")");
-  Napi::Object obj = e.Value();
-  obj.Set("code", Napi::String::New(env, code));
-  obj.Set("errno", Napi::Number::New(env, -error));
-  obj.Set("syscall", Napi::String::New(env, syscall));
-  return e;
-}
-
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
-  throw Napi::TypeError::New(env, message);
-}
-
-bool IsInteger(const Napi::Value& value, double lo, double hi, double* out) {
-  if (!value.IsNumber()) return false;
-  double d = value.As<Napi::Number>().DoubleValue();
-  if (!(d >= lo && d <= hi) || d != std::floor(d)) return false;
-  *out = d;
-  return true;
-}
-
-int FdArgument(const Napi::CallbackInfo& info, size_t index) {
-  double fd;
-  if (!IsInteger(info[index], 0, 2147483647, &fd)) ThrowType(info.Env(), "fd must be an integer 0-2147483647");
-  return static_cast<int>(fd);
-}
-
 // An IPv4 or IPv6 literal (the latter optionally with %scope) and a port, as a socket address. TypeError
 // when either is bad. `min_port` is 0 where port 0 means "any".
 socklen_t AddressArguments(const Napi::CallbackInfo& info, size_t index, double min_port, sockaddr_storage* out) {
-  Napi::Env env = info.Env();
-  if (!info[index].IsString()) ThrowType(env, "address must be a string (an IPv4 or IPv6 literal)");
-  std::string address = info[index].As<Napi::String>().Utf8Value();
-  double port;
-  if (!IsInteger(info[index + 1], min_port, 65535, &port)) {
-    ThrowType(env, "port must be an integer " + std::to_string(static_cast<int>(min_port)) + "-65535");
-  }
-  memset(out, 0, sizeof(*out));
-  if (address.find('\0') == std::string::npos) {
-    auto* in = reinterpret_cast<sockaddr_in*>(out);
-    if (inet_pton(AF_INET, address.c_str(), &in->sin_addr) == 1) {
-      in->sin_family = AF_INET;
-      in->sin_port = htons(static_cast<uint16_t>(port));
-      return sizeof(sockaddr_in);
-    }
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(out);
-    std::string host = address;
-    std::string scope;
-    size_t percent = address.find('%');
-    if (percent != std::string::npos) {
-      host = address.substr(0, percent);
-      scope = address.substr(percent + 1);
-    }
-    if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
-      uint32_t scope_id = 0;
-      if (percent != std::string::npos) {
-        if (!scope.empty() && scope.size() <= 10 && scope.find_first_not_of("0123456789") == std::string::npos &&
-            std::stoull(scope) <= 0xffffffffull) {
-          scope_id = static_cast<uint32_t>(std::stoull(scope));
-        } else {
-          scope_id = scope.empty() ? 0 : if_nametoindex(scope.c_str());
-        }
-        if (scope_id == 0) ThrowType(env, "address '" + address + "' names no known network interface");
-      }
-      in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons(static_cast<uint16_t>(port));
-      in6->sin6_scope_id = scope_id;
-      return sizeof(sockaddr_in6);
-    }
-  }
-  ThrowType(env, "address must be an IPv4 or IPv6 literal, got '" + address + "'");
-}
-
-std::string Describe(const sockaddr_storage& addr) {
-  char text[INET6_ADDRSTRLEN] = "?";
-  if (addr.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
-    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-    return std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-  inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
-  return std::string(text) + ":" + std::to_string(ntohs(in6->sin6_port));
+  std::string address = AddressArgument(info, index);
+  uint16_t port = PortArgument(info, index + 1, min_port);
+  bool unknown_scope;
+  socklen_t len = ParseAddress(address, port, out, &unknown_scope);
+  if (unknown_scope) ThrowType(info.Env(), "address '" + address + "' names no known network interface");
+  if (len == 0) ThrowType(info.Env(), "address must be an IPv4 or IPv6 literal, got '" + address + "'");
+  return len;
 }
 
 // bindUdp(address, port) -> fd: a non-blocking, close-on-exec UDP socket bound to address:port.
@@ -258,7 +169,7 @@ Napi::Value BindUdp(const Napi::CallbackInfo& info) {
 Napi::Value UdpLocalPort(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1) ThrowType(env, "udpLocalPort() takes 1 argument: fd");
-  int fd = FdArgument(info, 0);
+  int fd = FdArgument(info, 0, "fd");
   sockaddr_storage addr;
   memset(&addr, 0, sizeof(addr));
   socklen_t len = sizeof(addr);
@@ -270,11 +181,6 @@ Napi::Value UdpLocalPort(const Napi::CallbackInfo& info) {
     return Napi::Number::New(env, ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port));
   }
   throw SysError(env, EAFNOSUPPORT, "getsockname", "fd " + std::to_string(fd) + " is not an IPv4 or IPv6 socket");
-}
-
-template <typename Handle>
-void FreeHandle(uv_handle_t* handle) {
-  delete reinterpret_cast<Handle*>(handle);
 }
 
 class UdpRelay;
@@ -304,12 +210,12 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
 
   // new UdpRelay(fd, targetAddress, targetPort, idleTimeoutMs, maxSessions). The relay owns `fd` only if this
   // returns: every throw below leaves it open, for the caller to close.
-  explicit UdpRelay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpRelay>(info), env_(info.Env()) {
+  explicit UdpRelay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpRelay>(info) {
     Napi::Env env = info.Env();
     if (info.Length() != 5) {
       ThrowType(env, "UdpRelay takes 5 arguments: fd, targetAddress, targetPort, idleTimeoutMs, maxSessions");
     }
-    int fd = FdArgument(info, 0);
+    int fd = FdArgument(info, 0, "fd");
     target_len_ = AddressArguments(info, 1, 1, &target_);
     if (!info[3].IsNumber()) ThrowType(env, "idleTimeoutMs must be a number");
     double idle = info[3].As<Napi::Number>().DoubleValue();
@@ -322,13 +228,7 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     max_sessions_ = static_cast<size_t>(max_sessions);
 
     const std::string what = "fd " + std::to_string(fd);
-    struct stat st;
-    if (fstat(fd, &st) != 0) throw SysError(env, errno, "fstat", what);
-    if (!S_ISSOCK(st.st_mode)) throw SysError(env, ENOTSOCK, "fstat", what + " is not a socket");
-    int type = 0;
-    socklen_t type_len = sizeof(type);
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0) throw SysError(env, errno, "getsockopt", what);
-    if (type != SOCK_DGRAM) throw SysError(env, EPROTOTYPE, "getsockopt", what + " is not a datagram socket");
+    CheckSocketType(env, fd, SOCK_DGRAM, "datagram", what);
     sockaddr_storage local;
     memset(&local, 0, sizeof(local));
     socklen_t local_len = sizeof(local);
@@ -341,46 +241,27 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     if (ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port) == 0) {  // sin_port and sin6_port coincide
       throw SysError(env, EINVAL, "getsockname", what + " is not bound");
     }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) throw SysError(env, errno, "fcntl", what);
+    SetNonBlocking(env, fd, what);
 
     if (napi_get_uv_event_loop(env, &loop_) != napi_ok || loop_ == nullptr) {
       throw Napi::Error::New(env, "UdpRelay: no libuv event loop");
     }
-    std::unique_ptr<uv_poll_t> listener(new uv_poll_t());
-    int r = uv_poll_init_socket(loop_, listener.get(), fd);  // UV_EEXIST if this loop already polls the fd
-    if (r != 0) throw SysError(env, -r, "uv_poll_init", what);
-    listener->data = this;
-    r = uv_poll_start(listener.get(), UV_READABLE, OnListener);
-    if (r != 0) {
-      uv_close(reinterpret_cast<uv_handle_t*>(listener.release()), FreeHandle<uv_poll_t>);
-      throw SysError(env, -r, "uv_poll_start", what);
-    }
+    listener_ = StartPoll(env, loop_, fd, OnListener, this, what);
     // Nothing below throws: from here on the relay owns the fd.
-    listener_ = listener.release();
     fd_ = fd;
-    timer_ = new uv_timer_t();
-    uv_timer_init(loop_, timer_);
-    timer_->data = this;
+    timer_ = NewTimer(loop_, this);
     uint64_t every = idle_ms_ / 4;
     if (every < kMinSweepMs) every = kMinSweepMs;
     if (every > kMaxSweepMs) every = kMaxSweepMs;
     uv_timer_start(timer_, OnSweep, every, every);
-    uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
-    // Relays still open when the environment goes away (a worker exits) are closed, so no handle outlives
-    // its loop. Hooks run in reverse order of registration, so before N-API's finalizers.
-    hooked_ = napi_add_env_cleanup_hook(env_, OnEnvCleanup, this) == napi_ok;
+    cleanup_.Add(env, this);
   }
 
   // Collected without close(): close now.
   ~UdpRelay() override { Close(); }
 
  private:
-  struct LastError {
-    std::string code;
-    int error = 0;  // positive errno, 0 when there is none
-    std::string syscall;
-  };
+  friend class CleanupHook<UdpRelay>;
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -391,17 +272,9 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     out.Set("datagramsFromTarget", Napi::Number::New(env, static_cast<double>(datagrams_from_target_)));
     out.Set("active", Napi::Number::New(env, static_cast<double>(sessions_.size())));
     out.Set("total", Napi::Number::New(env, static_cast<double>(total_)));
-    out.Set("errors", Napi::Number::New(env, static_cast<double>(errors_)));
+    out.Set("errors", Napi::Number::New(env, static_cast<double>(errors_.count())));
     out.Set("dropped", Napi::Number::New(env, static_cast<double>(dropped_)));
-    if (has_last_error_) {
-      Napi::Object last = Napi::Object::New(env);
-      last.Set("code", Napi::String::New(env, last_error_.code));
-      last.Set("errno", Napi::Number::New(env, last_error_.error == 0 ? 0 : -last_error_.error));
-      last.Set("syscall", Napi::String::New(env, last_error_.syscall));
-      out.Set("lastError", last);
-    } else {
-      out.Set("lastError", env.Null());
-    }
+    out.Set("lastError", errors_.Last(env));
     return out;
   }
 
@@ -440,16 +313,7 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
       uv_close(reinterpret_cast<uv_handle_t*>(timer_), FreeHandle<uv_timer_t>);
       timer_ = nullptr;
     }
-    if (hooked_) {
-      hooked_ = false;
-      napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
-    }
-  }
-
-  static void OnEnvCleanup(void* arg) {
-    auto* self = static_cast<UdpRelay*>(arg);
-    self->hooked_ = false;  // the hook is being run (and removed) by Node
-    self->Close();
+    cleanup_.Remove();
   }
 
   // Closes the session's fd and handle; the caller removes it from sessions_.
@@ -460,16 +324,6 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     session->fd = -1;
   }
 
-  void RecordError(const std::string& code, int error, const char* syscall) {
-    errors_ += 1;
-    has_last_error_ = true;
-    last_error_.code = code;
-    last_error_.error = error;
-    last_error_.syscall = syscall;
-  }
-
-  void RecordErrno(int error, const char* syscall) { RecordError(ErrnoCode(error), error, syscall); }
-
   // libuv's answer to POLLERR (src/unix/poll.c, uv__poll_io): it stops the handle and reports UV_EBADF. The
   // real error is pending on the socket (ECONNREFUSED from an ICMP port unreachable, typically): read and
   // clear it with SO_ERROR, count it, and poll again. False when the socket cannot be polled any more.
@@ -478,13 +332,13 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     socklen_t len = sizeof(error);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) {
       // The fd itself is broken; polling it again would make libuv abort in epoll_ctl.
-      RecordErrno(errno, "getsockopt");
+      errors_.RecordErrno(errno, "getsockopt");
       return false;
     }
-    if (error != 0) RecordErrno(error, "recv");
+    if (error != 0) errors_.RecordErrno(error, "recv");
     int r = uv_poll_start(handle, UV_READABLE, callback);
     if (r != 0) {
-      RecordErrno(-r, "uv_poll_start");
+      errors_.RecordErrno(-r, "uv_poll_start");
       return false;
     }
     return true;
@@ -525,7 +379,7 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
       int n = recvmmsg(fd_, batch.in, kBatch, MSG_DONTWAIT, nullptr);
       if (n < 0) {
         if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) RecordErrno(errno, "recv");
+        if (errno != EAGAIN && errno != EWOULDBLOCK) errors_.RecordErrno(errno, "recv");
         return;
       }
       uint64_t now = uv_now(loop_);
@@ -570,7 +424,7 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         // A pending error (ECONNREFUSED) is cleared by reporting it; replies may still be queued behind it.
-        if (errno != EINTR) RecordErrno(errno, "recv");
+        if (errno != EINTR) errors_.RecordErrno(errno, "recv");
         continue;
       }
       unsigned count = static_cast<unsigned>(n);
@@ -606,7 +460,7 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
         dropped_ += count - done;
         return;
       }
-      RecordErrno(errno, "send");
+      errors_.RecordErrno(errno, "send");
       dropped_ += 1;
       done += 1;
     }
@@ -619,33 +473,33 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     if (found != sessions_.end()) return found->second;
     dropped_ += 1;  // taken back below once the session is open
     if (sessions_.size() >= max_sessions_) {
-      RecordError("EMAXSESSIONS", 0, "");
+      errors_.Record("EMAXSESSIONS", 0, "");
       return nullptr;
     }
     UniqueFd sock(socket(target_.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!sock.valid()) {
-      RecordErrno(errno, "socket");
+      errors_.RecordErrno(errno, "socket");
       return nullptr;
     }
     while (connect(sock.get(), reinterpret_cast<const sockaddr*>(&target_), target_len_) != 0) {
       if (errno == EINTR) continue;
-      RecordErrno(errno, "connect");
+      errors_.RecordErrno(errno, "connect");
       return nullptr;
     }
     std::unique_ptr<Session> session(new (std::nothrow) Session());
     if (!session) {
-      RecordErrno(ENOMEM, "malloc");
+      errors_.RecordErrno(ENOMEM, "malloc");
       return nullptr;
     }
     int r = uv_poll_init_socket(loop_, &session->poll, sock.get());
     if (r != 0) {
-      RecordErrno(-r, "uv_poll_init");
+      errors_.RecordErrno(-r, "uv_poll_init");
       return nullptr;
     }
     session->poll.data = session.get();
     r = uv_poll_start(&session->poll, UV_READABLE, OnSession);
     if (r != 0) {
-      RecordErrno(-r, "uv_poll_start");
+      errors_.RecordErrno(-r, "uv_poll_start");
       uv_close(reinterpret_cast<uv_handle_t*>(&session->poll), FreeSession);
       session.release();
       return nullptr;  // `sock` closes the fd after the handle stopped polling it
@@ -658,7 +512,7 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     try {
       sessions_.emplace(key, session.get());
     } catch (const std::bad_alloc&) {
-      RecordErrno(ENOMEM, "malloc");
+      errors_.RecordErrno(ENOMEM, "malloc");
       uv_poll_stop(&session->poll);
       uv_close(reinterpret_cast<uv_handle_t*>(&session->poll), FreeSession);
       session.release();
@@ -670,13 +524,12 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
     return session.release();
   }
 
-  napi_env env_;
   uv_loop_t* loop_ = nullptr;
   int fd_ = -1;  // the listener, owned once the constructor returned
   uv_poll_t* listener_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   bool closed_ = false;
-  bool hooked_ = false;
+  CleanupHook<UdpRelay> cleanup_;
   sockaddr_storage target_;
   socklen_t target_len_ = 0;
   uint64_t idle_ms_ = 0;
@@ -687,10 +540,8 @@ class UdpRelay : public Napi::ObjectWrap<UdpRelay> {
   uint64_t datagrams_to_target_ = 0;
   uint64_t datagrams_from_target_ = 0;
   uint64_t total_ = 0;
-  uint64_t errors_ = 0;
   uint64_t dropped_ = 0;
-  bool has_last_error_ = false;
-  LastError last_error_;
+  ErrorLog errors_;
 };
 
 }  // namespace
