@@ -3,7 +3,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
-import { onCleanup, tempDir } from './support.js';
+import { stopOnCleanup, tempDir } from './support.js';
 
 const cli = new URL('../app/cli.ts', import.meta.url).pathname;
 const run = promisify(execFile);
@@ -45,16 +45,8 @@ export async function serve(t: TestContext, dir?: string): Promise<Instance> {
   const control = join(home, 'run', 'control.sock');
   const args = ['--import', 'tsx', cli, 'serve', '--no-ui', '--config', config, '--control', control];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  // SIGTERM first, so Berth stops its backends (a SIGKILL would orphan them); SIGKILL if it hangs. Before
-  // the temp folder goes: Berth writes its backend records there as it stops.
-  onCleanup(t, async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  });
+  // Before the temp folder goes: Berth writes its backend records there as it stops.
+  stopOnCleanup(t, child);
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

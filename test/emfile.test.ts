@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { nativeTcp } from '../app/engine/tcp-forwarder.js';
 import { berth } from './berth-process.js';
 import type { TcpEngineOptions } from './fixtures/tcp-engine.js';
-import { echo, freePort, onCleanup, tcpServer, tempDir, until } from './support.js';
+import { echo, freePort, onCleanup, stopOnCleanup, tcpServer, tempDir, until } from './support.js';
 
 const LIMIT = 64;
 const run = promisify(execFile);
@@ -33,14 +33,7 @@ async function engineProcess(
   const child = spawn(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(options)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  onCleanup(t, async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  });
+  stopOnCleanup(t, child);
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));

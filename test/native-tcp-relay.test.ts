@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -28,6 +28,7 @@ import {
   type TcpRelayTarget,
 } from '../app/helper/helper-binder.js';
 import { canBind, closed, echo, freePort, onCleanup, readAll, tcpServer, tempDir, until } from './support.js';
+import { fds, O_CLOEXEC, fdFlags, isOpen } from './fixtures/fds.js';
 
 function load(): { native?: BerthNative; skip: string | false } {
   if (process.platform !== 'linux') return { skip: 'the native TCP relay is Linux only' };
@@ -75,31 +76,6 @@ async function exchange(port: number, payload: Buffer | string, host = '127.0.0.
   socket.end(payload);
   return reply;
 }
-
-/** This process's open fds: number -> link. */
-function fds(): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const name of readdirSync('/proc/self/fd')) {
-    try {
-      out.set(name, readlinkSync(`/proc/self/fd/${name}`));
-    } catch {
-      // the fd that read the folder
-    }
-  }
-  return out;
-}
-
-const O_CLOEXEC = 0o2000000;
-const fdFlags = (fd: string | number): number =>
-  parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
-const isOpen = (fd: number): boolean => {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** Connects `count` clients through the relay and waits until the echo target answered each (so all are open). */
 async function held(t: TestContext, port: number, count: number): Promise<net.Socket[]> {

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -20,6 +20,7 @@ import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
 import { addonPath, type BerthNative, loadBerthNative, type UdpRelay } from '../app/helper/helper-binder.js';
 import { canBind, until } from './support.js';
+import { fds, socketInodes, inodeOf, O_CLOEXEC, O_NONBLOCK, fdFlags, isOpen } from './fixtures/fds.js';
 
 // scripts/native-asan.sh runs this file against a sanitizer build of the addon named here.
 const ADDON = process.env.BERTH_NATIVE_ADDON;
@@ -110,45 +111,6 @@ async function ask(
   await until(() => c.replies.length >= want, `the reply to ${payload}`, 3000);
 }
 
-/** This process's open fds: number -> link. */
-function fds(): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const name of readdirSync('/proc/self/fd')) {
-    try {
-      out.set(name, readlinkSync(`/proc/self/fd/${name}`));
-    } catch {
-      // the fd that read the folder
-    }
-  }
-  return out;
-}
-
-function socketInodes(pid: number | 'self'): Set<string> {
-  const inodes = new Set<string>();
-  for (const name of readdirSync(`/proc/${pid}/fd`)) {
-    try {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${name}`));
-      if (match) inodes.add(match[1]!);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return inodes;
-}
-
-const inodeOf = (fd: number): string => /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))![1]!;
-const O_CLOEXEC = 0o2000000;
-const O_NONBLOCK = 0o4000;
-const fdFlags = (fd: string | number): number =>
-  parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
-const isOpen = (fd: number): boolean => {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Socket fds (number -> inode) opened since `before`. */

@@ -1,4 +1,5 @@
 /** Shared pieces of the tests: temp dirs, engines on temp configs, real targets and clients. */
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -178,4 +179,19 @@ export function forwardStatus(id: string, extra: Partial<ForwardStatus> = {}): F
     errors: 0,
     ...extra,
   };
+}
+
+/**
+ * Stops `child` when the test ends: SIGTERM first, so a Berth stops its backends (a SIGKILL would orphan them),
+ * then SIGKILL if it has not exited after 10 s. Registered after the temp folder, so it runs before it goes.
+ */
+export function stopOnCleanup(t: TestContext, child: ChildProcess): void {
+  onCleanup(t, async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  });
 }
