@@ -68,6 +68,9 @@ constexpr int kMaxRounds = 4;         // epoll_waits per callback
 constexpr uint64_t kMaxBytesPerCallback = 4u << 20;
 constexpr uint64_t kPauseMs = 100;    // the listener rests this long when an fd limit cannot be shed
 constexpr size_t kMaxAddresses = 64;
+constexpr int kMaxShed = 1024;       // connections shed per turn when out of fds
+// How long one address may take before the next is tried, as Node's autoSelectFamilyAttemptTimeout.
+constexpr uint64_t kAttemptMs = 250;
 
 // Tags in the low bits of epoll_event.data.u64 (a Conn is 8-byte aligned): which socket of a connection.
 constexpr uint64_t kTagListener = 0;
@@ -205,8 +208,9 @@ struct Conn {
   bool dead = false;
   uint8_t address = 0;  // which target address is being tried
   Flow flow[2];
-  uint64_t deadline = 0;  // of connecting (uv_now ms)
-  uint64_t retry_at = 0;  // while kWaiting
+  uint64_t deadline = 0;          // of connecting (uv_now ms)
+  uint64_t attempt_deadline = 0;  // of the current address: `deadline`, or sooner if another is left to try
+  uint64_t retry_at = 0;          // while kWaiting
 };
 
 // Memory: the counters and the connection list live in this object (freed when JavaScript's object is
@@ -397,7 +401,8 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     if (reserve_ >= 0) {
       UniqueFd(reserve_).reset();
       reserve_ = -1;
-      for (;;) {
+      // Bounded, so a storm of connections cannot hold the loop; the listener stays readable for the rest.
+      for (int i = 0; i < kMaxShed; ++i) {
         int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
           UniqueFd(fd).reset();
@@ -468,7 +473,11 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     if (error == EINPROGRESS || error == EINTR) {
       conn->fd[1] = fd;
       if (!Watch(conn, 1, EPOLLOUT)) return;
-      ArmTimer(conn->deadline);
+      // An address that drops the attempt silently must not cost the whole timeout when others are left.
+      bool more = !target_.is_unix && conn->address + 1u < target_.addresses.size();
+      uint64_t next = uv_now(loop_) + kAttemptMs;
+      conn->attempt_deadline = more && next < conn->deadline ? next : conn->deadline;
+      ArmTimer(conn->attempt_deadline);
       return;
     }
     UniqueFd(fd).reset();
@@ -535,8 +544,16 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
       ReadError(conn, side, error != 0 ? error : ECONNRESET);
       return;
     }
-    if ((events & EPOLLOUT) && !Flush(conn, 1 - side)) return;  // bytes waiting for this side
+    // EPOLLHUP: this side is shut both ways. It cannot be masked, so the bytes held for it are tried now (the
+    // write fails with EPIPE), and if it takes none the connection ends: otherwise the HUP would come back on
+    // every turn of the loop (a Unix-socket peer that shut down but keeps its fd open does this).
+    const uint32_t held = conn->flow[1 - side].len;
+    if ((events & (EPOLLOUT | EPOLLHUP)) && !Flush(conn, 1 - side)) return;  // bytes waiting for this side
     if ((events & (EPOLLIN | EPOLLHUP)) && !Pump(conn, side)) return;
+    if ((events & EPOLLHUP) && held > 0 && conn->flow[1 - side].len == held) {
+      WriteError(conn, side, EPIPE);
+      return;
+    }
     Update(conn);
   }
 
@@ -624,17 +641,22 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     return true;
   }
 
-  // Reading `side` failed (ECONNRESET, mostly): the other side is reset. Counted when it is the target's.
+  // Reading `side` failed (ECONNRESET, mostly): the connection ends. Counted when it is the target's.
   void ReadError(Conn* conn, int side, int error) {
     if (side == 1) errors_.RecordErrno(error, "read");
-    Finish(conn, side == 1, side == 0);
+    EndAfterError(conn, side, error);
   }
 
-  // Writing to `side` failed (EPIPE, ECONNRESET): the side we were reading from is reset. Counted when it is
-  // the target's.
+  // Writing to `side` failed (EPIPE, ECONNRESET): the connection ends. Counted when it is the target's.
   void WriteError(Conn* conn, int side, int error) {
     if (side == 1) errors_.RecordErrno(error, "write");
-    Finish(conn, side == 1, side == 0);
+    EndAfterError(conn, side, error);
+  }
+
+  // As the net.Socket plane does: a reset on one side resets the other; any other failure closes it normally.
+  void EndAfterError(Conn* conn, int side, int error) {
+    bool reset = error == ECONNRESET;
+    Finish(conn, side == 1 && reset, side == 0 && reset);
   }
 
   // Sets each side's epoll interest from the flows; closes the connection once both ways finished. False when
@@ -756,6 +778,13 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
           Fail(conn, ETIMEDOUT, "connect");
         } else if (conn->state == State::kWaiting && conn->retry_at <= now) {
           Connect(conn);
+        } else if (conn->state == State::kConnecting && conn->attempt_deadline <= now) {
+          // This address did not answer in time: give up on it and try the next.
+          Unwatch(conn, 1);
+          UniqueFd(conn->fd[1]).reset();
+          conn->fd[1] = -1;
+          conn->address += 1;
+          Connect(conn);
         }
       }
       conn = next;
@@ -763,7 +792,7 @@ class TcpRelay : public Napi::ObjectWrap<TcpRelay> {
     FreeDead();
     uint64_t due = paused_until_ != 0 ? paused_until_ : UINT64_MAX;
     for (Conn* conn = head_; conn != nullptr; conn = conn->next) {
-      if (conn->state == State::kConnecting && conn->deadline < due) due = conn->deadline;
+      if (conn->state == State::kConnecting && conn->attempt_deadline < due) due = conn->attempt_deadline;
       if (conn->state == State::kWaiting) {
         uint64_t at = conn->retry_at < conn->deadline ? conn->retry_at : conn->deadline;
         if (at < due) due = at;
