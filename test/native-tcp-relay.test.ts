@@ -27,7 +27,18 @@ import {
   type TcpRelayOptions,
   type TcpRelayTarget,
 } from '../app/helper/helper-binder.js';
-import { canBind, closed, echo, freePort, onCleanup, readAll, tcpServer, tempDir, until } from './support.js';
+import {
+  canBind,
+  closed,
+  echo,
+  freePort,
+  onCleanup,
+  readAll,
+  silentListener,
+  tcpServer,
+  tempDir,
+  until,
+} from './support.js';
 import { fds, O_CLOEXEC, fdFlags, isOpen } from './fixtures/fds.js';
 
 function load(): { native?: BerthNative; skip: string | false } {
@@ -132,6 +143,24 @@ describe('native TCP relay', { skip }, () => {
     // 127.0.0.2 refuses (nothing listens there on that port); 127.0.0.1 answers.
     const { relay: r, port } = await relay(t, { addresses: ['127.0.0.2', '127.0.0.1'], port: target.port });
     assert.equal((await exchange(port, 'second')).toString(), 'second');
+    assert.equal(r.stats().errors, 0);
+  });
+
+  test('an address that does not answer is given up after a moment for the next one', async (t) => {
+    // 127.0.0.2:P drops connection attempts silently (a full accept queue); 127.0.0.1:P answers. Without a
+    // per-address deadline the relay would wait out the whole connect timeout on the first address.
+    let targetPort: number | undefined;
+    for (let i = 0; i < 5 && targetPort === undefined; i += 1) {
+      const port = await silentListener(t, '127.0.0.2');
+      if (await canBind(port)) targetPort = (await tcpServer(t, echo, '127.0.0.1', undefined, port)).port;
+    }
+    assert.ok(targetPort !== undefined, 'a port free on both 127.0.0.1 and 127.0.0.2');
+    const { relay: r, port } = await relay(
+      t,
+      { addresses: ['127.0.0.2', '127.0.0.1'], port: targetPort },
+      { connectTimeoutMs: 20_000 },
+    );
+    assert.equal((await exchange(port, 'next one')).toString(), 'next one');
     assert.equal(r.stats().errors, 0);
   });
 

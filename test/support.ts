@@ -1,5 +1,5 @@
 /** Shared pieces of the tests: temp dirs, engines on temp configs, real targets and clients. */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -76,6 +76,7 @@ export async function tcpServer(
   handler: (socket: net.Socket) => void,
   host = '127.0.0.1',
   options: net.ServerOpts = { allowHalfOpen: true },
+  port = 0,
 ): Promise<{ server: net.Server; port: number }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer(options, (socket) => {
@@ -84,7 +85,7 @@ export async function tcpServer(
     socket.on('error', () => undefined);
     handler(socket);
   });
-  server.listen(0, host);
+  server.listen(port, host);
   await once(server, 'listening');
   onCleanup(t, async () => {
     for (const socket of sockets) socket.destroy();
@@ -194,4 +195,30 @@ export function stopOnCleanup(t: TestContext, child: ChildProcess): void {
     await exited;
     clearTimeout(timer);
   });
+}
+
+/**
+ * A port on `host` where connection attempts go unanswered: a listener (python3) that never accepts, with its
+ * queue filled, so the kernel drops further SYNs. Stopped when the test ends.
+ */
+export async function silentListener(t: TestContext, host = '127.0.0.1', port = 0): Promise<number> {
+  const python = spawn('python3', [
+    '-c',
+    'import socket,sys,time\ns=socket.socket();s.bind((sys.argv[1],int(sys.argv[2])));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)',
+    host,
+    String(port),
+  ]);
+  onCleanup(t, () => python.kill('SIGKILL'));
+  const [line] = (await once(python.stdout, 'data')) as [Buffer];
+  const silent = Number(line.toString().trim());
+  const fillers: net.Socket[] = [];
+  onCleanup(t, () => fillers.forEach((s) => s.destroy()));
+  for (let i = 0; i < 4; i++) {
+    const filler = net.connect(silent, host);
+    filler.on('error', () => undefined);
+    fillers.push(filler);
+  }
+  // The fillers' handshakes complete (the first) or stall (the rest) in the kernel, without the listener.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return silent;
 }

@@ -22,6 +22,7 @@ import {
   freePort,
   onCleanup,
   readAll,
+  silentListener,
   startEngine,
   tcpServer,
   tempDir,
@@ -253,22 +254,7 @@ for (const dataPlane of ['native', 'node'] as const) {
     });
 
     test('a target that does not answer times out and the client is closed', { skip }, async (t) => {
-      // A listening socket that never accepts: once its queue is full, further SYNs go unanswered.
-      const python = spawn('python3', [
-        '-c',
-        'import socket,sys,time\ns=socket.socket();s.bind(("127.0.0.1",0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)',
-      ]);
-      onCleanup(t, () => python.kill('SIGKILL'));
-      const [line] = (await once(python.stdout, 'data')) as [Buffer];
-      const silentPort = Number(line.toString().trim());
-      const fillers: net.Socket[] = [];
-      onCleanup(t, () => fillers.forEach((s) => s.destroy()));
-      for (let i = 0; i < 4; i++) {
-        const filler = net.connect(silentPort, '127.0.0.1');
-        filler.on('error', () => undefined);
-        fillers.push(filler);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      const silentPort = await silentListener(t);
 
       const { engine } = await startEngine(t, { tcp: { connectTimeoutMs: 300, dataPlane } });
       const port = await addForward(engine, 'silent', { host: '127.0.0.1', port: silentPort });
@@ -319,6 +305,42 @@ for (const dataPlane of ['native', 'node'] as const) {
       client.end('via unix');
       assert.equal((await reply).toString(), 'via unix');
     });
+
+    test(
+      'a Unix socket target that shuts down while bytes wait for it ends the connection',
+      { skip },
+      async (t) => {
+        // The target never reads, so bytes wait in Berth for it; then it shuts its socket down both ways but
+        // keeps the fd open. Those bytes can never be delivered: the connection must end (the native relay once
+        // spun on the EPOLLHUP this leaves, which cannot be masked).
+        const path = join(await tempDir(t), 'target.sock');
+        const python = spawn('/usr/bin/python3', [
+          '-c',
+          'import socket,sys,time\ns=socket.socket(socket.AF_UNIX);s.bind(sys.argv[1]);s.listen(1)\nprint("ready",flush=True)\nc,_=s.accept()\nsys.stdin.readline()\nc.shutdown(socket.SHUT_RDWR)\nprint("shut",flush=True)\ntime.sleep(60)',
+          path,
+        ]);
+        onCleanup(t, () => python.kill('SIGKILL'));
+        await once(python.stdout, 'data');
+        const { engine } = await startEngine(t, { tcp: { dataPlane } });
+        const port = await addForward(engine, 'hup', { unix: path });
+        const client = await connect(port);
+        client.on('error', () => undefined);
+        void closed(client); // reads, so the end is seen
+        client.write(Buffer.alloc(8 * 1024 * 1024));
+        const toTarget = async () => (await engine.call('status', {})).forwards[0]?.bytes.toTarget ?? 0;
+        await until(async () => (await toTarget()) > 0, 'bytes to reach Berth');
+        python.stdin.write('shut\n');
+        await once(python.stdout, 'data');
+        await until(() => client.closed, 'the client connection to end', 10_000);
+        await until(
+          async () => (await engine.call('status', {})).forwards[0]?.connections.active === 0,
+          'the close',
+        );
+        const [status] = (await engine.call('status', {})).forwards;
+        assert.ok((status?.errors ?? 0) >= 1, 'the failure is counted');
+        assert.equal(status?.lastError?.code, 'EPIPE');
+      },
+    );
 
     test('disabling releases the port at once; enabling takes it again', { skip }, async (t) => {
       const { engine } = await startEngine(t, { tcp: { dataPlane } });

@@ -12,7 +12,7 @@ import type { Forward } from '../config/schema.js';
 import { loadBerthNative, type BerthNative, type RelayError } from '../helper/helper-binder.js';
 import { newCounters, type Counters, type Forwarder } from './counters.js';
 import { bindFd, type PrivilegedBinder, type Via } from './listener.js';
-import { targetProblem, type ForwardProblem } from './messages.js';
+import type { ForwardProblem } from './messages.js';
 
 /** Which plane moves a forward's traffic: the addon's relay (where available) or JavaScript. */
 export type DataPlane = 'native' | 'node';
@@ -96,7 +96,6 @@ export abstract class NativeForwarder<R extends Relay> implements Forwarder {
   private final: Counters | undefined;
   private lastError: ForwardProblem | null = null;
   private relayErrorsSeen = 0;
-  private resolveErrors = 0;
   private stopped = false;
 
   /** `addresses`: the target's, resolved already when it is a name ([] for a Unix socket target). */
@@ -161,7 +160,7 @@ export abstract class NativeForwarder<R extends Relay> implements Forwarder {
       total: stats.total,
       toTarget: stats.toTarget,
       fromTarget: stats.fromTarget,
-      errors: stats.errors + this.resolveErrors,
+      errors: stats.errors,
       lastError: this.lastError,
     };
   }
@@ -181,10 +180,9 @@ export abstract class NativeForwarder<R extends Relay> implements Forwarder {
       if (!this.relay || addresses.length === 0 || addresses.join(' ') === this.addresses.join(' ')) return;
       this.addresses = addresses;
       this.retarget(this.relay);
-    } catch (err) {
-      // The last addresses found stay in use; the failure shows as the forward's last error.
-      this.resolveErrors += 1;
-      this.lastError = targetProblem(this.forward.target, err as NodeJS.ErrnoException);
+    } catch {
+      // The last addresses found stay in use. Not an error of the forward: connections may well succeed, and
+      // those that fail are counted by the relay.
     }
   }
 }

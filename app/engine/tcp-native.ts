@@ -54,6 +54,7 @@ export class NativeTcpForwarder extends NativeForwarder<TcpRelay> {
   private target(): TcpRelayTarget {
     const { target } = this.forward;
     if ('unix' in target) return { path: target.unix };
-    return { addresses: this.addresses, port: target.port };
+    // The relay takes at most 64 addresses; a name with more is served by its first 64.
+    return { addresses: this.addresses.slice(0, 64), port: target.port };
   }
 }
