@@ -10,10 +10,18 @@ import { promisify } from 'node:util';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
-import { nativeTcp } from '../app/engine/tcp-forwarder.js';
 import { berth } from './berth-process.js';
 import type { TcpEngineOptions } from './fixtures/tcp-engine.js';
-import { echo, freePort, onCleanup, stopOnCleanup, tcpServer, tempDir, until } from './support.js';
+import {
+  dataPlanes,
+  echo,
+  freePort,
+  onCleanup,
+  stopOnCleanup,
+  tcpServer,
+  tempDir,
+  until,
+} from './support.js';
 
 const LIMIT = 64;
 const run = promisify(execFile);
@@ -75,13 +83,8 @@ function roundTrip(
   return { socket, reply };
 }
 
-for (const dataPlane of ['native', 'node'] as const) {
+for (const { dataPlane, skip } of dataPlanes('tcp')) {
   describe(`TCP on the ${dataPlane} data plane`, () => {
-    const skip =
-      dataPlane === 'native' && !nativeTcp()
-        ? 'the addon with the TCP relay is not built (npm run build:native)'
-        : false;
-
     test(
       'EMFILE under a low fd limit neither spins the CPU nor stops the listener for good',
       { skip },

@@ -10,6 +10,8 @@ import type { ForwardStatus } from '../app/api/contract.js';
 import type { ForwardInput } from '../app/config/schema.js';
 import { ConfigStore } from '../app/config/store.js';
 import { Engine, type EngineOptions } from '../app/engine/engine.js';
+import { nativeTcp } from '../app/engine/tcp-forwarder.js';
+import { nativeUdp } from '../app/engine/udp-forwarder.js';
 
 const cleanups = new WeakMap<TestContext, (() => unknown)[]>();
 
@@ -221,4 +223,16 @@ export async function silentListener(t: TestContext, host = '127.0.0.1', port = 
   // The fillers' handshakes complete (the first) or stall (the rest) in the kernel, without the listener.
   await new Promise((resolve) => setTimeout(resolve, 200));
   return silent;
+}
+
+/** The data planes a forwarding suite runs on, each with why it cannot run here (its relay missing), or false. */
+export function dataPlanes(
+  protocol: 'tcp' | 'udp',
+): { dataPlane: 'native' | 'node'; skip: string | false }[] {
+  const relay = protocol === 'tcp' ? nativeTcp() : nativeUdp();
+  const missing = `the addon with the ${protocol.toUpperCase()} relay is not built (npm run build:native)`;
+  return [
+    { dataPlane: 'native', skip: relay ? false : missing },
+    { dataPlane: 'node', skip: false },
+  ];
 }

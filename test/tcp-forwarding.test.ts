@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import { ConfigStore } from '../app/config/store.js';
 import { Engine } from '../app/engine/engine.js';
 import { describe, test } from 'node:test';
-import { nativeTcp } from '../app/engine/tcp-forwarder.js';
 import {
   addForward,
   canBind,
   closed,
   connect,
+  dataPlanes,
   echo,
   freePort,
   onCleanup,
@@ -34,13 +34,8 @@ const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 // libuv TCP handles of this process (the native relay has none: its sockets are not libuv handles).
 const handles = (type: string) => process.getActiveResourcesInfo().filter((name) => name === type).length;
 
-for (const dataPlane of ['native', 'node'] as const) {
+for (const { dataPlane, skip } of dataPlanes('tcp')) {
   describe(`TCP on the ${dataPlane} data plane`, () => {
-    const skip =
-      dataPlane === 'native' && !nativeTcp()
-        ? 'the addon with the TCP relay is not built (npm run build:native)'
-        : false;
-
     test('the forward runs on this data plane', { skip }, async (t) => {
       const { engine } = await startEngine(t, { tcp: { dataPlane } });
       const target = await tcpServer(t, echo);

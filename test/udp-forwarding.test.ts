@@ -9,8 +9,7 @@ import { once } from 'node:events';
 import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
 import type { Engine } from '../app/engine/engine.js';
-import { nativeUdp } from '../app/engine/udp-forwarder.js';
-import { canBind, onCleanup, startEngine, until } from './support.js';
+import { canBind, dataPlanes, onCleanup, startEngine, until } from './support.js';
 
 /** A UDP target that answers each datagram with `<payload> via <the port it came from>`. */
 async function udpTarget(
@@ -67,13 +66,8 @@ const forwardOf = async (engine: Engine) => (await engine.call('status', {})).fo
 // dgram sockets of this process (the native relay has none: its sockets are not libuv handles).
 const dgramHandles = () => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
 
-for (const dataPlane of ['native', 'node'] as const) {
+for (const { dataPlane, skip } of dataPlanes('udp')) {
   describe(`UDP on the ${dataPlane} data plane`, () => {
-    const skip =
-      dataPlane === 'native' && !nativeUdp()
-        ? 'the addon with the UDP relay is not built (npm run build:native)'
-        : false;
-
     test('the forward runs on this data plane', { skip }, async (t) => {
       const { engine } = await startEngine(t, { udp: { dataPlane } });
       const target = await udpTarget(t);
