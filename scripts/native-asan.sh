@@ -39,7 +39,7 @@ BERTH_NATIVE_ADDON="$out/berth_native.node" \
   ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$out/reports/addon-asan" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$out/reports/addon-ubsan" \
   node --import tsx --test test/native-udp-relay.test.ts test/udp-forwarding.test.ts test/native-tcp-relay.test.ts \
-    test/tcp-forwarding.test.ts test/backend.test.ts || status=$?
+    test/tcp-forwarding.test.ts test/backend.test.ts test/relay-stress.test.ts || status=$?
 if compgen -G "$out/reports/*" >/dev/null; then
   echo "native-asan: sanitizer reports from berth-helper or the addon:" >&2
   cat "$out"/reports/* >&2
