@@ -19,7 +19,7 @@ import { Worker } from 'node:worker_threads';
 import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
 import { addonPath, type BerthNative, loadBerthNative, type UdpRelay } from '../app/helper/helper-binder.js';
-import { canBind, until } from './support.js';
+import { canBind, onCleanup, until } from './support.js';
 import { fds, socketInodes, inodeOf, O_CLOEXEC, O_NONBLOCK, fdFlags, isOpen } from './fixtures/fds.js';
 
 // scripts/native-asan.sh runs this file against a sanitizer build of the addon named here.
@@ -57,7 +57,7 @@ async function target(
   });
   socket.bind(port, host);
   await once(socket, 'listening');
-  t.after(() => socket.close());
+  onCleanup(t, () => socket.close());
   return { port: socket.address().port, sources, socket };
 }
 
@@ -69,7 +69,7 @@ async function client(t: TestContext, host = '127.0.0.1'): Promise<dgram.Socket 
   socket.on('message', (data) => socket.replies.push(data.toString()));
   socket.bind(0, host);
   await once(socket, 'listening');
-  t.after(() => socket.close());
+  onCleanup(t, () => socket.close());
   return socket;
 }
 
@@ -95,7 +95,7 @@ function relay(
     closeSync(fd);
     throw err;
   }
-  t.after(() => r.close());
+  onCleanup(t, () => r.close());
   return { relay: r, port, fd };
 }
 
@@ -294,7 +294,7 @@ describe('native UDP relay', { skip }, () => {
     const port = native.udpLocalPort(fd);
     assert.ok(fdFlags(fd) & O_CLOEXEC, 'bindUdp makes the socket close-on-exec');
     const r = new native.UdpRelay(fd, '127.0.0.1', echo.port, 30_000, 10);
-    t.after(() => r.close());
+    onCleanup(t, () => r.close());
     await ask(a, port, 'hello');
     assert.equal(fds().size, baseline.size + 2, 'the listener and one session');
     r.close();
@@ -324,22 +324,26 @@ describe('native UDP relay', { skip }, () => {
     assert.equal(mine.size, 2, 'the listener and one session');
     assert.ok(mine.has(inodeOf(fd)));
     const children: ChildProcess[] = [];
-    t.after(() => {
-      for (const child of children) if (child.pid) process.kill(child.pid, 'SIGKILL');
+    onCleanup(t, () => {
+      for (const child of children)
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    const start = async (stdio: (number | 'ignore')[]): Promise<number> => {
+    const start = async (stdio: (number | 'ignore')[]): Promise<ChildProcess> => {
       const child = spawn('sleep', ['30'], { stdio: stdio as ['ignore', 'ignore', 'ignore'] });
       children.push(child);
       await once(child, 'spawn');
-      return child.pid!;
+      return child;
     };
     // The control: a child given the listener explicitly is seen holding it, so the check below can fail.
     const control = await start(['ignore', 'ignore', 'ignore', fd]);
-    assert.ok(socketInodes(control).has(inodeOf(fd)), 'the control child holds the listener');
-    process.kill(control, 'SIGKILL');
+    assert.ok(socketInodes(control.pid!).has(inodeOf(fd)), 'the control child holds the listener');
+    // Gone for sure before the rebind below: a kill is asynchronous, and a slow exit kept the port (a flake).
+    const exited = once(control, 'exit');
+    control.kill('SIGKILL');
+    await exited;
 
-    const pid = await start(['ignore', 'ignore', 'ignore']);
-    const held = socketInodes(pid);
+    const { pid } = await start(['ignore', 'ignore', 'ignore']);
+    const held = socketInodes(pid!);
     for (const inode of mine) assert.ok(!held.has(inode), `the child holds relay socket ${inode}`);
     r.close();
     assert.ok(readdirSync(`/proc/${pid}`).length > 0, 'the child is still alive');
@@ -421,7 +425,7 @@ describe('native UDP relay', { skip }, () => {
     const server = net.createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    t.after(() => server.close());
+    onCleanup(t, () => server.close());
     const tcpFd = (server as unknown as { _handle: { fd: number } })._handle.fd;
     assert.throws(
       () => new native.UdpRelay(tcpFd, '127.0.0.1', 9, 1000, 10),
