@@ -152,6 +152,8 @@ async function scenario(
     }
     assert.equal(status!.state, 'listening', JSON.stringify(status));
     assert.equal(status!.via, 'helper', 'nobody got the port from berth-helper');
+    // The helper's fd went to the addon's relay (Linux), not to a libuv handle: only the echo target has one.
+    assert.equal(await driver.send('handles'), 1, 'the forward runs on the native relay');
     const listener = listenerInode(protocol, port);
     assert.ok(listener, `no ${protocol} socket on 127.0.0.1:${port} in /proc/net`);
 
