@@ -69,11 +69,7 @@ describe('a privileged port without berth-helper, Berth as nobody', () => {
     "the forward's error names the port, the socket tried and how to start the helper",
     { skip },
     async () => {
-      const dir = tempDir();
-      chmodSync(dir.path, 0o755);
-      const stateDir = join(dir.path, 'state');
-      mkdirSync(stateDir, { mode: 0o700 });
-      chownSync(stateDir, NOBODY, NOBODY);
+      const { dir, stateDir } = nobodyFolders();
       const socketPath = join(dir.path, 'no-helper-here.sock');
       const driver = new EngineDriver(AS_NOBODY.slice(1), {
         socketPath,
@@ -104,16 +100,22 @@ describe('a privileged port without berth-helper, Berth as nobody', () => {
   );
 });
 
-async function scenario(
-  protocol: 'tcp' | 'udp',
-  receivePath: 'msg-cmsg-cloexec' | 'fcntl',
-  leaveCloexecOff: boolean,
-): Promise<void> {
+/** A temp folder anyone may enter, holding `state`: Berth's private state folder, owned by nobody (0700). */
+function nobodyFolders(): { dir: ReturnType<typeof tempDir>; stateDir: string } {
   const dir = tempDir();
   chmodSync(dir.path, 0o755);
   const stateDir = join(dir.path, 'state');
   mkdirSync(stateDir, { mode: 0o700 });
   chownSync(stateDir, NOBODY, NOBODY);
+  return { dir, stateDir };
+}
+
+async function scenario(
+  protocol: 'tcp' | 'udp',
+  receivePath: 'msg-cmsg-cloexec' | 'fcntl',
+  leaveCloexecOff: boolean,
+): Promise<void> {
+  const { dir, stateDir } = nobodyFolders();
   const socketPath = join(dir.path, 'helper.sock');
   const helper = await startHelper(socketPath, [
     '--socket-mode',
