@@ -10,7 +10,7 @@ import { closeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Forward } from '../config/schema.js';
 import { loadBerthNative, type BerthNative, type RelayError } from '../helper/helper-binder.js';
-import { newCounters, type Counters, type Forwarder } from './counters.js';
+import { newCounters, type Counters, type Forwarder } from './forwarder.js';
 import { bindFd, type PrivilegedBinder, type Via } from './listener.js';
 import type { ForwardProblem } from './messages.js';
 

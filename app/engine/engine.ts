@@ -23,7 +23,7 @@ import { Backend, DEFAULT_POLICY, type SupervisionPolicy } from '../backend/back
 import type { LogLine } from '../backend/log-buffer.js';
 import { ownListeningInodes } from '../backend/proc.js';
 import { SpawnRecords } from '../backend/records.js';
-import { newCounters, type Counters, type Forwarder } from './counters.js';
+import { newCounters, type Counters, type Forwarder } from './forwarder.js';
 import type { PrivilegedBinder, Via } from './listener.js';
 import { listenProblem, type ForwardProblem } from './messages.js';
 import { TcpForwarder, type TcpOptions } from './tcp-forwarder.js';

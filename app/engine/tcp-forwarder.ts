@@ -8,19 +8,12 @@
  * connection, reporting each failure), or when `dataPlane` is 'node'.
  */
 import type { Forward } from '../config/schema.js';
-import type { Forwarder } from './counters.js';
+import type { Forwarder } from './forwarder.js';
+import type { TcpLimits } from './limits.js';
 import { nativeRelays, PlaneChoice, targetAddresses, type DataPlane } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
 import { NativeTcpForwarder, type NativeTcp } from './tcp-native.js';
 import { NodeTcpForwarder } from './tcp-node.js';
-
-/** Limits of a TCP forward. */
-export interface TcpLimits {
-  /** How long a target may take to accept a connection. */
-  connectTimeoutMs: number;
-  /** Concurrent connections; further clients are closed at once and counted as errors. */
-  maxConnections: number;
-}
 
 /** How TCP forwards run. */
 export interface TcpOptions extends TcpLimits {

@@ -9,8 +9,7 @@ import type { BerthNative, RelayError, TcpRelay, TcpRelayTarget } from '../helpe
 import { NativeForwarder } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
 import { acceptProblem, maxConnectionsProblem, targetProblem, type ForwardProblem } from './messages.js';
-import type { TcpLimits } from './tcp-forwarder.js';
-import { RETRY_MS } from './tcp-node.js';
+import { RETRY_MS, type TcpLimits } from './limits.js';
 
 /** The part of the addon this forwarder uses. */
 export type NativeTcp = Pick<BerthNative, 'bindTcp' | 'TcpRelay'>;

@@ -5,19 +5,16 @@
  */
 import net from 'node:net';
 import type { Forward, Target } from '../config/schema.js';
-import { newCounters, type Counters, type Forwarder } from './counters.js';
+import { newCounters, type Counters, type Forwarder } from './forwarder.js';
 import { listenTcp, type PrivilegedBinder } from './listener.js';
 import { acceptProblem, maxConnectionsProblem, targetProblem } from './messages.js';
-import type { TcpLimits } from './tcp-forwarder.js';
+import { RETRY_MS, type TcpLimits } from './limits.js';
 
 interface Connection {
   client: net.Socket;
   /** Undefined between attempts while waiting for a backend to come up. */
   upstream: net.Socket | undefined;
 }
-
-/** How long to wait before trying a refusing target again, when the forward's backend may still be starting. */
-export const RETRY_MS = 100;
 
 /** Forwards one TCP listener to its target with net.Socket. */
 export class NodeTcpForwarder implements Forwarder {

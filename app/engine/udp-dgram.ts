@@ -8,10 +8,10 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Forward } from '../config/schema.js';
-import { newCounters, type Counters, type Forwarder } from './counters.js';
+import { newCounters, type Counters, type Forwarder } from './forwarder.js';
 import { bindUdp, type PrivilegedBinder } from './listener.js';
 import { maxSessionsProblem, targetProblem } from './messages.js';
-import type { UdpLimits } from './udp-forwarder.js';
+import type { UdpLimits } from './limits.js';
 
 // Datagrams a client sends before its upstream socket is connected are held, up to this many.
 const MAX_PENDING = 64;

@@ -8,19 +8,12 @@
  * start (it then resolves per session, reporting each failure), or when `dataPlane` is 'node'.
  */
 import type { Forward } from '../config/schema.js';
-import type { Forwarder } from './counters.js';
+import type { Forwarder } from './forwarder.js';
+import type { UdpLimits } from './limits.js';
 import { nativeRelays, PlaneChoice, targetAddresses, type DataPlane } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
 import { DgramUdpForwarder } from './udp-dgram.js';
 import { NativeUdpForwarder, type NativeUdp } from './udp-native.js';
-
-/** Limits of a UDP forward. */
-export interface UdpLimits {
-  /** A session with no traffic either way for this long is closed. */
-  idleTimeoutMs: number;
-  /** Concurrent sessions (client addresses); datagrams from further clients are dropped and counted. */
-  maxSessions: number;
-}
 
 /** How UDP forwards run. */
 export interface UdpOptions extends UdpLimits {

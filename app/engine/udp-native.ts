@@ -9,7 +9,7 @@ import type { BerthNative, RelayError, UdpRelay } from '../helper/helper-binder.
 import { NativeForwarder } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
 import { maxSessionsProblem, targetProblem, type ForwardProblem } from './messages.js';
-import type { UdpLimits } from './udp-forwarder.js';
+import type { UdpLimits } from './limits.js';
 
 /** The part of the addon this forwarder uses. */
 export type NativeUdp = Pick<BerthNative, 'bindUdp' | 'UdpRelay'>;

@@ -1,4 +1,4 @@
-/** Per-forward traffic counters, shared by the TCP and UDP forwarders. */
+/** What every forwarder is (TCP or UDP, native or Node plane) and the traffic counters it keeps. */
 import type { ForwardProblem } from './messages.js';
 
 /** Live counters of one forward; bytes of open connections are added when sampled. */
