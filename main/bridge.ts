@@ -4,9 +4,8 @@
  * and keeps one subscription per window however many listeners the page adds.
  */
 import type { IpcRenderer, IpcRendererEvent } from 'electron';
+import { CHANNELS, type BerthBridge, type BridgeReply } from '../app/api/bridge.js';
 import type { BerthEvent } from '../app/api/contract.js';
-import type { BerthBridge, BridgeReply } from '../renderer/src/ipc-transport.js';
-import { CHANNELS } from './channels.js';
 
 /** The parts of `ipcRenderer` the bridge needs. */
 export type IpcRendererLike = Pick<IpcRenderer, 'invoke' | 'send' | 'on' | 'removeListener'>;

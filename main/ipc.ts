@@ -6,12 +6,16 @@
  * resolves to `{ ok: true, result }` or `{ ok: false, error }` with the error envelope.
  */
 import type { IpcMain, IpcMainEvent, IpcMainInvokeEvent, WebContents, WebFrameMain } from 'electron';
-import { commands, isCommandName, type CommandName, type CommandResponse } from '../app/api/contract.js';
+import { CHANNELS, type BridgeReply } from '../app/api/bridge.js';
+import {
+  commands,
+  isCommandName,
+  type ApiTarget,
+  type CommandName,
+  type CommandResponse,
+} from '../app/api/contract.js';
 import { ApiError, toEnvelope } from '../app/api/errors.js';
 import { problemsFromIssues } from '../app/config/problems.js';
-import type { ControlTarget } from '../app/control/server.js';
-import type { BridgeReply } from '../renderer/src/ipc-transport.js';
-import { CHANNELS } from './channels.js';
 
 /** The parts of `ipcMain` the handlers need. */
 export type IpcMainLike = Pick<IpcMain, 'handle' | 'removeHandler' | 'on' | 'removeListener'>;
@@ -23,7 +27,7 @@ export type SenderCheck = (frame: WebFrameMain | null | undefined) => boolean;
 const FORBIDDEN = 'Only the Berth window may use this API.';
 
 /** Registers the call, subscribe and unsubscribe handlers; returns the function that removes them. */
-export function registerIpc(ipcMain: IpcMainLike, api: ControlTarget, isTrusted: SenderCheck): () => void {
+export function registerIpc(ipcMain: IpcMainLike, api: ApiTarget, isTrusted: SenderCheck): () => void {
   const subscriptions = new Map<WebContents, () => void>();
   const watched = new WeakSet<WebContents>();
 
@@ -68,7 +72,7 @@ export function registerIpc(ipcMain: IpcMainLike, api: ControlTarget, isTrusted:
 }
 
 async function call(
-  api: ControlTarget,
+  api: ApiTarget,
   isTrusted: SenderCheck,
   event: IpcMainInvokeEvent,
   args: unknown[],

@@ -12,7 +12,7 @@ export const ForwardStateSchema = z.enum(['stopped', 'starting', 'listening', 'e
 /** A problem a person can act on: a code (`EADDRINUSE`) and a sentence with the fix. */
 export const ForwardErrorSchema = z.object({ code: z.string(), message: z.string() });
 
-/** Supervised backend states (../shared/DESIGN.md). */
+/** Supervised backend states (docs/api.md, "Events"). */
 export const BackendStateSchema = z.enum([
   'starting',
   'running',
@@ -114,6 +114,11 @@ export const ErrorEnvelopeSchema = z.object({
 export type CommandName = keyof typeof commands;
 export type CommandRequest<N extends CommandName> = z.input<(typeof commands)[N]['request']>;
 export type CommandResponse<N extends CommandName> = z.output<(typeof commands)[N]['response']>;
+/** A request after validation: what the command's implementation receives (defaults filled in). */
+export type ParsedRequest<N extends CommandName> = z.output<(typeof commands)[N]['request']>;
+/** A command's answer as data, never a rejection: what IPC returns and what a wire reply carries. */
+export type CommandOutcome<N extends CommandName> =
+  { ok: true; result: CommandResponse<N> } | { ok: false; error: ErrorEnvelope };
 export type ForwardStatus = z.output<typeof ForwardStatusSchema>;
 export type ForwardState = z.output<typeof ForwardStateSchema>;
 export type ForwardCounters = z.output<typeof ForwardCountersSchema>;
@@ -126,6 +131,17 @@ export type LogLineData = z.output<typeof LogLineSchema>;
 /** What every transport offers a client: typed commands and a subscription. */
 export interface BerthApi {
   call<N extends CommandName>(name: N, request: CommandRequest<N>): Promise<CommandResponse<N>>;
+  /** Receives a snapshot at once, then changes; returns the unsubscribe function. */
+  subscribe(listener: (event: BerthEvent) => void): () => void;
+}
+
+/**
+ * What every transport serves (the control socket, the WebSocket and IPC, through app/api/session.ts): the
+ * engine, or anything else that implements the API once. `handle` takes a command as it came from outside.
+ */
+export interface ApiTarget {
+  /** Runs a command whose name and request come from outside; both are validated (app/api/requests.ts). */
+  handle(name: unknown, request: unknown): Promise<unknown>;
   /** Receives a snapshot at once, then changes; returns the unsubscribe function. */
   subscribe(listener: (event: BerthEvent) => void): () => void;
 }

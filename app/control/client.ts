@@ -21,7 +21,6 @@ export class ControlClient implements BerthApi {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly listeners = new Set<(event: BerthEvent) => void>();
-  private subscribed = false;
 
   private constructor(
     private readonly socket: net.Socket,
@@ -87,12 +86,14 @@ export class ControlClient implements BerthApi {
   }
 
   subscribe(listener: (event: BerthEvent) => void): () => void {
-    this.listeners.add(listener);
-    if (!this.subscribed) {
-      this.subscribed = true;
-      writeMessage(this.socket, { subscribe: true });
-    }
-    return () => this.listeners.delete(listener);
+    // One subscription per connection: it starts with the first listener and ends with the last.
+    const wrapped = (event: BerthEvent) => listener(event);
+    this.listeners.add(wrapped);
+    if (this.listeners.size === 1) writeMessage(this.socket, { subscribe: true });
+    return () => {
+      if (this.listeners.delete(wrapped) && this.listeners.size === 0)
+        writeMessage(this.socket, { unsubscribe: true });
+    };
   }
 
   /** Calls `listener` once when the connection ends (Berth stopped or went away). */

@@ -1,8 +1,6 @@
 /** Newline-delimited JSON over a stream socket, with a cap on the size of one message. */
 import type net from 'node:net';
-
-/** The largest message either side accepts; a longer line closes the connection. */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
+import { MAX_MESSAGE_BYTES } from '../api/session.js';
 
 /** Calls `onMessage` for each JSON line; `onBad` once for invalid JSON or an oversized line. */
 export function readMessages(

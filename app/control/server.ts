@@ -1,22 +1,19 @@
 /**
  * The control socket: the CLI's transport to a running engine (and the desktop app's, so the CLI drives it
- * too). A Unix socket with mode 0600 in a 0700 folder; one JSON line per request, response or event.
+ * too). A Unix socket with mode 0600 in a 0700 folder; one JSON line per request, response or event, each
+ * connection one API session (app/api/session.ts). A line that is not JSON, or longer than 1 MiB, is
+ * answered with EPROTO and closes the connection (as on the WebSocket); a JSON line of the wrong shape is
+ * only answered with EPROTO.
  */
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
-import type { BerthEvent } from '../api/contract.js';
-import { toEnvelope } from '../api/errors.js';
+import type { ApiTarget } from '../api/contract.js';
+import { ApiSession } from '../api/session.js';
 import { readMessages, writeMessage } from './framing.js';
 
-/** What the control socket serves: the engine, or anything else that implements the API once. */
-export interface ControlTarget {
-  handle(name: unknown, request: unknown): Promise<unknown>;
-  subscribe(listener: (event: BerthEvent) => void): () => void;
-}
-
-// A subscriber that does not read is cut off rather than buffered without bound.
-const MAX_PENDING_EVENT_BYTES = 8 * 1024 * 1024;
+/** @deprecated The interface every transport serves is `ApiTarget` in app/api/contract.ts. */
+export type ControlTarget = ApiTarget;
 
 /** Thrown when another Berth already answers on the control socket. */
 export class AlreadyRunningError extends Error {
@@ -37,7 +34,7 @@ export class ControlServer {
   ) {}
 
   /** Opens the socket at `path`, replacing a stale one; fails if a live Berth answers there. */
-  static async open(path: string, target: ControlTarget): Promise<ControlServer> {
+  static async open(path: string, target: ApiTarget): Promise<ControlServer> {
     await privateFolder(dirname(path));
     if (await answers(path)) throw new AlreadyRunningError(path);
     await unlink(path).catch((err: NodeJS.ErrnoException) => {
@@ -72,32 +69,23 @@ export class ControlServer {
     await unlink(this.path).catch(() => undefined);
   }
 
-  private serve(socket: net.Socket, target: ControlTarget): void {
+  private serve(socket: net.Socket, target: ApiTarget): void {
     this.sockets.add(socket);
-    let unsubscribe: (() => void) | undefined;
+    const session = new ApiSession(target, {
+      send: (message) => writeMessage(socket, message),
+      buffered: () => socket.writableLength,
+      close: () => socket.destroy(),
+    });
     socket.on('close', () => {
       this.sockets.delete(socket);
-      unsubscribe?.();
+      session.end();
     });
     socket.on('error', () => socket.destroy());
     readMessages(
       socket,
-      (message) => {
-        const { id, command, request, subscribe } = (message ?? {}) as Record<string, unknown>;
-        if (subscribe === true) {
-          unsubscribe ??= target.subscribe((event) => {
-            if (socket.writableLength > MAX_PENDING_EVENT_BYTES) socket.destroy();
-            else writeMessage(socket, { event });
-          });
-          return;
-        }
-        target.handle(command, request).then(
-          (result) => writeMessage(socket, { id, result }),
-          (err: unknown) => writeMessage(socket, { id, error: toEnvelope(err) }),
-        );
-      },
+      (message) => session.receive(message),
       (reason) => {
-        writeMessage(socket, { id: null, error: { name: 'ProtocolError', code: 'EPROTO', message: reason } });
+        session.unreadable(reason);
         // end() flushes the error line; destroySoon closes both directions once it is written.
         socket.end(() => socket.destroy());
       },

@@ -6,8 +6,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { ControlTarget } from '../control/server.js';
-import { MAX_FRAME_BYTES, serveApiSocket } from './api-socket.js';
+import type { ApiTarget } from '../api/contract.js';
+import { MAX_MESSAGE_BYTES } from '../api/session.js';
+import { serveApiSocket } from './api-socket.js';
 import {
   API_PROTOCOL,
   allowedHosts,
@@ -30,7 +31,7 @@ export interface WebServerOptions {
   port?: number;
   /** The folder of the built UI (index.html and assets/). */
   uiDir: string;
-  target: ControlTarget;
+  target: ApiTarget;
   /** Fixed only by tests; a fresh random token otherwise. */
   token?: string;
 }
@@ -51,7 +52,7 @@ export function isLoopback(address: string): boolean {
 export class WebServer {
   private readonly sockets = new WebSocketServer({
     noServer: true,
-    maxPayload: MAX_FRAME_BYTES,
+    maxPayload: MAX_MESSAGE_BYTES,
     // The page offers `berth.v1` and `berth-token.TOKEN`; only the first is ever echoed back.
     handleProtocols: (protocols) => (protocols.has(API_PROTOCOL) ? API_PROTOCOL : false),
   });

@@ -1,30 +1,22 @@
 /**
- * The desktop window's transport: the preload's `window.berth` bridge (main/preload.ts) over Electron IPC.
- * The bridge returns replies as data (`{ ok, result }` or `{ ok, error }`), because an Error thrown across
- * Electron's context bridge loses its code; this side validates every reply and event with the contract's
- * schemas and rebuilds errors with `fromEnvelope`, exactly as the WebSocket transport does.
+ * The desktop window's transport: the preload's `window.berth` bridge (typed in app/api/bridge.ts) over
+ * Electron IPC. The bridge returns replies as data (`{ ok, result }` or `{ ok, error }`), because an Error
+ * thrown across Electron's context bridge loses its code; this side validates every reply and event with
+ * the contract's schemas and rebuilds errors with `fromEnvelope`, exactly as the WebSocket transport does.
  */
+import type { BerthBridge, BridgeReply } from '../../app/api/bridge.js';
 import {
   EventSchema,
   type BerthEvent,
   type CommandName,
   type CommandRequest,
   type CommandResponse,
-  type ErrorEnvelope,
 } from '../../app/api/contract.js';
 import { ApiError } from '../../app/api/errors.js';
 import { decodeReply, type ConnectionState, type Transport } from './transport.js';
 
-/** What a command call over IPC resolves to: never a rejection, so the error's code survives the bridge. */
-export type BridgeReply<N extends CommandName> =
-  { ok: true; result: CommandResponse<N> } | { ok: false; error: ErrorEnvelope };
-
-/** `window.berth`, the one namespace the preload exposes; its types derive from the API contract. */
-export interface BerthBridge {
-  call<N extends CommandName>(name: N, request: CommandRequest<N>): Promise<BridgeReply<N>>;
-  /** Receives a snapshot at once, then changes; returns the unsubscribe function. */
-  subscribe(listener: (event: BerthEvent) => void): () => void;
-}
+// Until the tests import it from app/api/bridge.ts.
+export type { BerthBridge } from '../../app/api/bridge.js';
 
 /** The preload's bridge when the page runs in Berth's window, else undefined (a browser). */
 export function preloadBridge(): BerthBridge | undefined {
