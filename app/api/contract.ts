@@ -12,7 +12,7 @@ export const ForwardStateSchema = z.enum(['stopped', 'starting', 'listening', 'e
 /** A problem a person can act on: a code (`EADDRINUSE`) and a sentence with the fix. */
 export const ForwardErrorSchema = z.object({ code: z.string(), message: z.string() });
 
-/** Supervised backend states (docs/api.md, "Events"). */
+/** Supervised backend states (docs/api.md, "`berth status --json`"). */
 export const BackendStateSchema = z.enum([
   'starting',
   'running',
