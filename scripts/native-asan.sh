@@ -23,7 +23,7 @@ export BERTH_HELPER_BIN="$out/berth-helper"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:log_path=$out/reports/asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$out/reports/ubsan"
 status=0
-node --import tsx --test test/helper-daemon.test.ts test/helper-cloexec.test.ts || status=$?
+node --import tsx --test test/helper/daemon.test.ts test/helper/cloexec.test.ts || status=$?
 
 # The addon's relays (native/src/udp_relay.cc, tcp_relay.cc): the addon built the same way, loaded
 # (BERTH_NATIVE_ADDON) by their own test files and by the engine's forwarding tests into a node with the ASan
@@ -38,8 +38,8 @@ BERTH_NATIVE_ADDON="$out/berth_native.node" \
   LD_PRELOAD="$("$cxx" -print-file-name=libasan.so) $("$cxx" -print-file-name=libubsan.so)" \
   ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$out/reports/addon-asan" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$out/reports/addon-ubsan" \
-  node --import tsx --test test/native-udp-relay.test.ts test/udp-forwarding.test.ts test/native-tcp-relay.test.ts \
-    test/tcp-forwarding.test.ts test/backend.test.ts test/relay-stress.test.ts || status=$?
+  node --import tsx --test test/native/udp-relay.test.ts test/engine/udp-forwarding.test.ts test/native/tcp-relay.test.ts \
+    test/engine/tcp-forwarding.test.ts test/backend/backend.test.ts test/native/tcp-stress.test.ts test/native/udp-stress.test.ts || status=$?
 if compgen -G "$out/reports/*" >/dev/null; then
   echo "native-asan: sanitizer reports from berth-helper or the addon:" >&2
   cat "$out"/reports/* >&2
