@@ -7,7 +7,7 @@ import globals from 'globals';
 import { builtinModules } from 'node:module';
 import tseslint from 'typescript-eslint';
 
-/** Imports each layer may never make (see ../shared/STYLE.md, "Layers you can see from the folder names"). */
+/** Imports each layer may never make (docs/architecture.md, "Layers"). */
 const appBans = {
   paths: [
     { name: 'electron', message: 'app/ runs in plain Node: Electron belongs in main/.' },
@@ -35,7 +35,7 @@ const rendererBans = {
   ],
 };
 
-/** main/ runs in Electron's main process and preload: app/ and electron; renderer/ for types only. */
+/** main/ runs in Electron's main process and preload: app/ and electron, never renderer/ (shared types live in app/api/). */
 const mainBans = {
   paths: [
     {
@@ -48,14 +48,13 @@ const mainBans = {
   patterns: [
     {
       group: ['**/renderer/**'],
-      allowTypeImports: true,
-      message: 'main/ may import renderer/ for types only (import type).',
+      message: 'main/ never imports renderer/, not even types: what both sides share lives in app/api/.',
     },
     { group: ['react-dom', 'react-dom/*'], message: 'main/ has no UI code.' },
   ],
 };
 
-/** Raw IPC calls outside the typed wrappers (STYLE.md "One API contract, three transports"). */
+/** Raw IPC calls outside the typed wrappers: only they touch ipcMain, ipcRenderer and webContents.send. */
 const rawIpcSyntax = [
   {
     selector: "Property[key.name='shell'][value.value=true]",
@@ -93,7 +92,7 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        // One tsconfig per runtime (STYLE.md); each file is linted with the types of the runtime it runs in.
+        // One tsconfig per runtime; each file is linted with the types of the runtime it runs in.
         project: [
           './tsconfig.test.json',
           './tsconfig.web.json',
