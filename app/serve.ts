@@ -1,12 +1,9 @@
 /** `berth serve`: the engine and its control socket in the foreground, until SIGINT or SIGTERM. */
-import { dirname, join } from 'node:path';
 import type { BerthEvent } from './api/contract.js';
 import { describeListen } from './config/schema.js';
-import { ConfigStore } from './config/store.js';
-import { ControlServer } from './control/server.js';
-import { Engine } from './engine/engine.js';
-import { createHelperBinder } from './helper/helper-binder.js';
-import { helperSocketPath } from './paths.js';
+import type { ControlServer } from './control/server.js';
+import type { Engine } from './engine/engine.js';
+import { openHost } from './host.js';
 import { WebServer } from './web/server.js';
 import { defaultUiDir } from './web/ui-dir.js';
 
@@ -31,25 +28,10 @@ export interface Served {
   stop(): Promise<void>;
 }
 
-/** Starts the engine and the control socket; rejects (with nothing left open) if either cannot start. */
+/** Starts the engine and the control socket (app/host.ts), then the UI; rejects with nothing left open. */
 export async function serve(options: ServeOptions): Promise<Served> {
-  const engine: Engine = new Engine({
-    store: new ConfigStore(options.configPath),
-    // Privileged ports come from berth-helper; the addon loads only when a bind is refused (EACCES).
-    binder: createHelperBinder(() => helperSocketPath(engine.helperSocket)),
-    // Next to the control socket: per user, per instance, and gone after a reboot like the pids it names.
-    recordsPath: join(dirname(options.controlPath), 'backends.json'),
-  });
-  // The control socket first: it is also the single-instance lock, checked before any port is bound.
-  const control = await ControlServer.open(options.controlPath, engine);
-  let loaded;
-  try {
-    loaded = await engine.start();
-  } catch (err) {
-    await control.close();
-    await engine.close();
-    throw err;
-  }
+  const host = await openHost({ configPath: options.configPath, controlPath: options.controlPath });
+  const { engine, control, loaded } = host;
   for (const notice of loaded.notices) options.err(`berth: ${notice}`);
   options.out(`Berth control socket: ${options.controlPath}`);
   options.out(`Berth config: ${options.configPath}${loaded.readOnly ? ' (read-only)' : ''}`);
@@ -63,8 +45,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
         target: engine,
       });
     } catch (err) {
-      await control.close();
-      await engine.close();
+      await host.close();
       throw err;
     }
     options.out(`Berth UI: ${web.url}`);
@@ -78,8 +59,7 @@ export async function serve(options: ServeOptions): Promise<Served> {
     async stop() {
       unsubscribe();
       await web?.close();
-      await control.close();
-      await engine.close();
+      await host.close();
     },
   };
 }

@@ -1,15 +1,11 @@
 /**
- * The engine and the control socket inside the main process, composed as `berth serve` composes them (minus
- * the web server), so the `berth` CLI drives the desktop app too. The control socket opens first: it is
- * also the lock against a `berth serve` already running, checked before any port is bound.
+ * The desktop app's Berth: the host `berth serve` runs too (app/host.ts: engine, config, records, helper,
+ * control socket), so the `berth` CLI drives the desktop app, plus the "Start forwards on launch" setting.
  */
-import { dirname, join } from 'node:path';
-import { ControlServer } from '../app/control/server.js';
-import { ConfigStore } from '../app/config/store.js';
-import { Engine, type EngineOptions } from '../app/engine/engine.js';
+import type { ControlServer } from '../app/control/server.js';
+import type { Engine } from '../app/engine/engine.js';
 import type { PrivilegedBinder } from '../app/engine/listener.js';
-import { createHelperBinder } from '../app/helper/helper-binder.js';
-import { helperSocketPath } from '../app/paths.js';
+import { openHost as openAppHost } from '../app/host.js';
 import type { StartForwards } from './settings.js';
 
 /** Where the host reads and listens, and what it starts. */
@@ -32,37 +28,21 @@ export interface Host {
 
 /** Opens the control socket and starts the engine; rejects with nothing left open if either fails. */
 export async function openHost(options: HostOptions): Promise<Host> {
-  const engineOptions: EngineOptions = {
-    store: new ConfigStore(options.configPath),
-    // As `berth serve`: backends recorded next to the control socket, so a killed Berth is cleaned up after.
-    recordsPath: join(dirname(options.controlPath), 'backends.json'),
-    // Privileged ports through berth-helper, at the config's `helper.socket` or the platform default.
-    binder: options.binder ?? createHelperBinder(() => helperSocketPath(engine.helperSocket)),
+  const host = await openAppHost({
+    configPath: options.configPath,
+    controlPath: options.controlPath,
+    ...(options.binder ? { binder: options.binder } : {}),
     // "Never": forwards load as stopped; their `enabled` in the file is left as it was.
     ...(options.startForwards === 'never' ? { autoStart: false } : {}),
-  };
-  const engine: Engine = new Engine(engineOptions);
-  const control = await ControlServer.open(options.controlPath, engine);
-  const notices: string[] = [];
+  });
+  const notices = [...host.loaded.notices];
   try {
-    const loaded = await engine.start();
-    notices.push(...loaded.notices);
-    if (options.startForwards === 'always') notices.push(...(await enableAll(engine)));
+    if (options.startForwards === 'always') notices.push(...(await enableAll(host.engine)));
   } catch (err) {
-    await control.close();
-    await engine.close();
+    await host.close();
     throw err;
   }
-  let closing: Promise<void> | undefined;
-  return {
-    engine,
-    control,
-    notices,
-    close() {
-      closing ??= control.close().then(() => engine.close());
-      return closing;
-    },
-  };
+  return { engine: host.engine, control: host.control, notices, close: () => host.close() };
 }
 
 // "Always": every forward not enabled is enabled (and saved so); one that cannot start is reported.
