@@ -1,4 +1,4 @@
-/** Where Berth's files live by default (../shared/DESIGN.md: "Config file" and "CLI"). */
+/** Where Berth's files live by default (docs/config.md, "Where it is"; docs/cli.md, "Where things are"). */
 import { homedir, tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 

@@ -1,5 +1,5 @@
 /**
- * The version-1 config format of ../shared/DESIGN.md, defined once: the zod schemas below are the runtime
+ * The version-1 config format (docs/config.md), defined once: the zod schemas below are the runtime
  * validator and, through z.infer, the TypeScript types. Everything else (engine, API, UI form) reuses them,
  * so this file stays free of Node built-ins: the renderer runs it in the browser.
  */

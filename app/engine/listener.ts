@@ -1,5 +1,5 @@
 /**
- * Acquiring a listener (../shared/DESIGN.md): bind directly first; on EACCES/EPERM ask berth-helper for an
+ * Acquiring a listener (docs/architecture.md): bind directly first; on EACCES/EPERM ask berth-helper for an
  * already bound socket and adopt its fd. The helper path plugs in through `PrivilegedBinder`.
  */
 import dgram from 'node:dgram';

@@ -137,7 +137,7 @@ function sentenceFor(field: Field, message: string): string {
   return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
-/** The label of each field, as DESIGN.md names it. */
+/** The label of each field, as docs/ui.md names it. */
 export function fieldLabel(field: Field): string {
   return FIELD_LABELS[field];
 }

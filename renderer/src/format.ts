@@ -1,7 +1,7 @@
 /** How the UI words and numbers read: state words, addresses, byte counts and rates. */
 import type { BackendStatus, ForwardState, ForwardStatus } from '../../app/api/contract.js';
 
-/** The word for each forward state (DESIGN.md "UI names"): shown as text, never only as colour. */
+/** The word for each forward state (docs/ui.md, "Accessible names"): shown as text, never only as colour. */
 export const STATE_WORDS: Record<ForwardState, string> = {
   listening: 'Listening',
   stopped: 'Stopped',
@@ -9,7 +9,7 @@ export const STATE_WORDS: Record<ForwardState, string> = {
   error: 'Error',
 };
 
-/** The word for each backend state (DESIGN.md "UI names"). */
+/** The word for each backend state (docs/ui.md, "Accessible names"). */
 export const BACKEND_WORDS: Record<BackendStatus['state'], string> = {
   starting: 'Starting',
   running: 'Running',

@@ -1,6 +1,6 @@
 /**
- * The fake `electron` module: the one fake the project allows (STYLE.md "Tests"), because Electron's binary
- * cannot run on these machines. It implements only what main/ uses, records what main/ did, and behaves like
+ * The fake `electron` module: the one fake the project allows (docs/architecture.md, "Tests"), because
+ * Electron's binary cannot run on these machines. It implements only what main/ uses, records what main/ did, and behaves like
  * Electron where main/'s logic depends on it (preventDefault on events, `app.quit` emitting `before-quit`,
  * `ipcMain.handle` refusing a second handler, a handler's throw reaching the caller as "Error invoking remote
  * method"). main/ receives it through the seam in main/electron.ts; nothing is mocked at the module level

@@ -15,7 +15,7 @@ async function openForm() {
 const field = (label: string) => screen.getByLabelText(label, { exact: true });
 
 describe('the add/edit form', () => {
-  it('has the fields and buttons DESIGN.md names, and focuses the first field', async () => {
+  it('has the fields and buttons docs/ui.md names, and focuses the first field', async () => {
     await openForm();
     for (const label of [
       'ID',

@@ -1,5 +1,5 @@
 /**
- * Add or edit a forward. Fields carry DESIGN.md's labels; the values are checked with the engine's own
+ * Add or edit a forward. Fields carry the labels of docs/ui.md; the values are checked with the engine's own
  * ForwardSchema before sending, and the engine's problems come back next to the same fields.
  */
 import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';

@@ -1,4 +1,4 @@
-/** The on/off switch of a forward, named "Toggle ID" (DESIGN.md "UI names"). */
+/** The on/off switch of a forward, named "Toggle ID" (docs/ui.md, "Accessible names"). */
 import { useState } from 'react';
 import type { ForwardStatus } from '../../../app/api/contract.js';
 import { useBerth } from '../hooks.js';
