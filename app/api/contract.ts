@@ -116,6 +116,10 @@ export type CommandRequest<N extends CommandName> = z.input<(typeof commands)[N]
 export type CommandResponse<N extends CommandName> = z.output<(typeof commands)[N]['response']>;
 /** A request after validation: what the command's implementation receives (defaults filled in). */
 export type ParsedRequest<N extends CommandName> = z.output<(typeof commands)[N]['request']>;
+/** What implements the API: one function per command, from its validated request to its response. */
+export type CommandHandlers = {
+  [N in CommandName]: (request: ParsedRequest<N>) => Promise<CommandResponse<N>>;
+};
 /** A command's answer as data, never a rejection: what IPC returns and what a wire reply carries. */
 export type CommandOutcome<N extends CommandName> =
   { ok: true; result: CommandResponse<N> } | { ok: false; error: ErrorEnvelope };
@@ -141,7 +145,7 @@ export interface BerthApi {
  */
 export interface ApiTarget {
   /** Runs a command whose name and request come from outside; both are validated (app/api/requests.ts). */
-  handle(name: unknown, request: unknown): Promise<unknown>;
+  handle(name: unknown, request: unknown): Promise<CommandResponse<CommandName>>;
   /** Receives a snapshot at once, then changes; returns the unsubscribe function. */
   subscribe(listener: (event: BerthEvent) => void): () => void;
 }

@@ -1,21 +1,21 @@
 /**
  * The engine: owns the forwards, their listeners and the config, implements the API contract once, and
  * pushes a snapshot and then changes to subscribers. Every transport (control socket, WebSocket, IPC) is a
- * thin adapter over `handle` and `subscribe`.
+ * thin adapter, through one API session (app/api/session.ts), over `handle` and `subscribe`.
  */
-import type { z } from 'zod';
-import {
-  commands,
-  isCommandName,
-  type BerthApi,
-  type BerthEvent,
-  type CommandName,
-  type CommandRequest,
-  type CommandResponse,
-  type ForwardState,
-  type ForwardStatus,
+import type {
+  ApiTarget,
+  BerthApi,
+  BerthEvent,
+  CommandHandlers,
+  CommandName,
+  CommandRequest,
+  CommandResponse,
+  ForwardState,
+  ForwardStatus,
 } from '../api/contract.js';
 import { ApiError } from '../api/errors.js';
+import { commandName, parseRequest } from '../api/requests.js';
 import { formatProblems, problemsFromIssues } from '../config/problems.js';
 import { ConfigSchema, type Config, type Forward } from '../config/schema.js';
 import type { ConfigStore, LoadResult } from '../config/store.js';
@@ -65,10 +65,9 @@ interface Runtime {
 }
 
 type Listener = (event: BerthEvent) => void;
-type Parsed<N extends CommandName> = z.output<(typeof commands)[N]['request']>;
 
 /** Runs forwards from a config store and implements the Berth API. */
-export class Engine implements BerthApi {
+export class Engine implements BerthApi, ApiTarget {
   private config: Config = { version: 1, forwards: [] };
   private readonly runtimes = new Map<string, Runtime>();
   private readonly listeners = new Set<Listener>();
@@ -137,19 +136,13 @@ export class Engine implements BerthApi {
   }
 
   /** Runs a command whose name and request come from outside: both are validated first. */
-  async handle(name: unknown, request: unknown): Promise<unknown> {
-    if (!isCommandName(name)) throw new ApiError('EBADCOMMAND', `Unknown command ${JSON.stringify(name)}.`);
-    const parsed = (commands[name].request as z.ZodType).safeParse(request ?? {});
-    if (!parsed.success) {
-      throw new ApiError('EINVAL', `Invalid ${name} request.`, problemsFromIssues(parsed.error.issues));
-    }
-    await this.startup;
-    return this.run(name, parsed.data);
+  async handle(name: unknown, request: unknown): Promise<CommandResponse<CommandName>> {
+    return this.run(commandName(name), request);
   }
 
   /** Typed entry point for in-process callers; requests are validated the same way. */
   call<N extends CommandName>(name: N, request: CommandRequest<N>): Promise<CommandResponse<N>> {
-    return this.handle(name, request) as Promise<CommandResponse<N>>;
+    return this.run(name, request);
   }
 
   subscribe(listener: Listener): () => void {
@@ -169,30 +162,25 @@ export class Engine implements BerthApi {
     };
   }
 
-  private run(name: CommandName, request: unknown): Promise<unknown> {
-    switch (name) {
-      case 'status':
-        return Promise.resolve({ forwards: this.statusAll() });
-      case 'get':
-        return Promise.resolve(this.find((request as Parsed<'get'>).id).forward);
-      case 'add':
-        return this.serial(() => this.add((request as Parsed<'add'>).forward));
-      case 'update': {
-        const { id, forward } = request as Parsed<'update'>;
-        return this.serial(() => this.update(id, forward));
-      }
-      case 'remove':
-        return this.serial(() => this.remove((request as Parsed<'remove'>).id));
-      case 'enable':
-        return this.serial(() => this.setEnabled((request as Parsed<'enable'>).id, true));
-      case 'disable':
-        return this.serial(() => this.setEnabled((request as Parsed<'disable'>).id, false));
-      case 'logs': {
-        const { id, limit } = request as Parsed<'logs'>;
-        return Promise.resolve({ id, lines: this.find(id).backend?.logs.tail(limit) ?? [] });
-      }
-    }
+  // The one path of every command: validated with the contract's schema, run once the config is loaded.
+  private async run<N extends CommandName>(name: N, request: unknown): Promise<CommandResponse<N>> {
+    const parsed = parseRequest(name, request);
+    await this.startup;
+    return this.commands[name](parsed);
   }
+
+  // One implementation per command of the contract, each typed by it: the request as validated, the
+  // response as the schema says. Changes go through `serial`; reads answer at once.
+  private readonly commands: CommandHandlers = {
+    status: () => Promise.resolve({ forwards: this.statusAll() }),
+    get: ({ id }) => Promise.resolve(this.find(id).forward),
+    add: ({ forward }) => this.serial(() => this.add(forward)),
+    update: ({ id, forward }) => this.serial(() => this.update(id, forward)),
+    remove: ({ id }) => this.serial(() => this.remove(id)),
+    enable: ({ id }) => this.serial(() => this.setEnabled(id, true)),
+    disable: ({ id }) => this.serial(() => this.setEnabled(id, false)),
+    logs: ({ id, limit }) => Promise.resolve({ id, lines: this.find(id).backend?.logs.tail(limit) ?? [] }),
+  };
 
   // Changes run one at a time, so each sees the config the previous one saved.
   private serial<T>(change: () => Promise<T>): Promise<T> {
@@ -240,7 +228,7 @@ export class Engine implements BerthApi {
     return this.status(runtime);
   }
 
-  private async remove(id: string): Promise<{ id: string }> {
+  private async remove(id: string): Promise<CommandResponse<'remove'>> {
     const runtime = this.find(id);
     await this.saveConfig({ ...this.config, forwards: this.config.forwards.filter((f) => f.id !== id) });
     await this.stopRuntime(runtime, 'stopped');

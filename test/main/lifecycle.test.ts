@@ -11,7 +11,7 @@ import { test, type TestContext } from 'node:test';
 import { ControlClient } from '../../app/control/client.js';
 import { ControlServer } from '../../app/control/server.js';
 import { APP_URL } from '../../main/app-protocol.js';
-import { CHANNELS } from '../../main/channels.js';
+import { CHANNELS } from '../../app/api/bridge.js';
 import { runDesktop, type Desktop, type DesktopOptions } from '../../main/desktop.js';
 import { installQuit } from '../../main/quit.js';
 import { windowOptions } from '../../main/security.js';
@@ -225,7 +225,7 @@ test('a running berth serve holds the control socket: the app says so and exits 
   const dir = await tempDir(t);
   const controlPath = join(dir, 'control.sock');
   const other = await ControlServer.open(controlPath, {
-    handle: () => Promise.resolve({}),
+    handle: () => Promise.resolve({ forwards: [] }),
     subscribe: () => () => undefined,
   });
   onCleanup(t, () => other.close());

@@ -10,9 +10,8 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { WebSocket } from 'ws';
-import type { BerthEvent } from '../../app/api/contract.js';
+import type { ApiTarget, BerthEvent } from '../../app/api/contract.js';
 import { main } from '../../app/cli.js';
-import type { ControlTarget } from '../../app/control/server.js';
 import { serve } from '../../app/serve.js';
 import { WebServer } from '../../app/web/server.js';
 import { onCleanup, startEngine, tempDir, until } from '../support/index.js';
@@ -254,8 +253,8 @@ void describe('web server: WebSocket', () => {
   void it('cuts off a subscriber that does not read instead of buffering without bound', async (t) => {
     // A target that can push far more than a real engine would, to fill the socket's buffers.
     const listeners = new Set<(event: BerthEvent) => void>();
-    const target: ControlTarget = {
-      handle: () => Promise.resolve({}),
+    const target: ApiTarget = {
+      handle: () => Promise.resolve({ forwards: [] }),
       subscribe(listener) {
         listeners.add(listener);
         return () => listeners.delete(listener);
