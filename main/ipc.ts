@@ -1,21 +1,15 @@
 /**
  * The main-process side of Berth's IPC, and the only main-process code that touches `ipcMain` or
- * `webContents.send` (lint bans them elsewhere). Every message is checked twice before the engine sees it:
- * the sender must be the top frame of Berth's own page (not an iframe, not a page navigated elsewhere), and
- * the arguments must match the contract's zod schema. Nothing throws across the boundary: a call always
- * resolves to `{ ok: true, result }` or `{ ok: false, error }` with the error envelope.
+ * `webContents.send` (lint bans them elsewhere). Each window is one API session (app/api/session.ts), as a
+ * control-socket or WebSocket connection is; this file adds only the sender check: the sender must be the
+ * top frame of Berth's own page (not an iframe, not a page navigated elsewhere). Nothing throws across the
+ * boundary: a call always resolves to `{ ok: true, result }` or `{ ok: false, error }` with the envelope.
  */
 import type { IpcMain, IpcMainEvent, IpcMainInvokeEvent, WebContents, WebFrameMain } from 'electron';
 import { CHANNELS, type BridgeReply } from '../app/api/bridge.js';
-import {
-  commands,
-  isCommandName,
-  type ApiTarget,
-  type CommandName,
-  type CommandResponse,
-} from '../app/api/contract.js';
+import type { ApiTarget, CommandName } from '../app/api/contract.js';
 import { ApiError, toEnvelope } from '../app/api/errors.js';
-import { problemsFromIssues } from '../app/config/problems.js';
+import { ApiSession } from '../app/api/session.js';
 
 /** The parts of `ipcMain` the handlers need. */
 export type IpcMainLike = Pick<IpcMain, 'handle' | 'removeHandler' | 'on' | 'removeListener'>;
@@ -28,36 +22,43 @@ const FORBIDDEN = 'Only the Berth window may use this API.';
 
 /** Registers the call, subscribe and unsubscribe handlers; returns the function that removes them. */
 export function registerIpc(ipcMain: IpcMainLike, api: ApiTarget, isTrusted: SenderCheck): () => void {
-  const subscriptions = new Map<WebContents, () => void>();
-  const watched = new WeakSet<WebContents>();
+  const sessions = new Map<WebContents, ApiSession>();
 
-  const stop = (contents: WebContents) => {
-    subscriptions.get(contents)?.();
-    subscriptions.delete(contents);
+  const sessionOf = (contents: WebContents): ApiSession => {
+    let session = sessions.get(contents);
+    if (!session) {
+      session = new ApiSession(api, {
+        // Answers go back through invoke(); only events are sent.
+        send: (message) => {
+          if ('event' in message && !contents.isDestroyed()) contents.send(CHANNELS.event, message.event);
+        },
+        // webContents.send keeps no queue a slow window could grow.
+        buffered: () => 0,
+        close: () => undefined,
+      });
+      sessions.set(contents, session);
+      contents.once('destroyed', () => end(contents));
+    }
+    return session;
   };
 
-  const onCall = (event: IpcMainInvokeEvent, ...args: unknown[]) => call(api, isTrusted, event, args);
+  const end = (contents: WebContents) => {
+    sessions.get(contents)?.end();
+    sessions.delete(contents);
+  };
 
+  const onCall = (event: IpcMainInvokeEvent, ...args: unknown[]): Promise<BridgeReply<CommandName>> =>
+    isTrusted(event.senderFrame)
+      ? sessionOf(event.sender).invoke(args)
+      : Promise.resolve({ ok: false, error: toEnvelope(new ApiError('EFORBIDDEN', FORBIDDEN)) });
+
+  // A reload subscribes again: the session starts over, and the page gets a fresh snapshot.
   const onSubscribe = (event: IpcMainEvent, ...args: unknown[]) => {
-    if (!isTrusted(event.senderFrame) || args.length !== 0) return;
-    const contents = event.sender;
-    // A reload subscribes again: the old subscription goes, the page gets a fresh snapshot.
-    stop(contents);
-    subscriptions.set(
-      contents,
-      api.subscribe((berthEvent) => {
-        if (!contents.isDestroyed()) contents.send(CHANNELS.event, berthEvent);
-      }),
-    );
-    if (!watched.has(contents)) {
-      watched.add(contents);
-      contents.once('destroyed', () => stop(contents));
-    }
+    if (isTrusted(event.senderFrame) && args.length === 0) sessionOf(event.sender).subscribe();
   };
 
   const onUnsubscribe = (event: IpcMainEvent, ...args: unknown[]) => {
-    if (!isTrusted(event.senderFrame) || args.length !== 0) return;
-    stop(event.sender);
+    if (isTrusted(event.senderFrame) && args.length === 0) sessions.get(event.sender)?.unsubscribe();
   };
 
   ipcMain.handle(CHANNELS.call, onCall);
@@ -67,39 +68,6 @@ export function registerIpc(ipcMain: IpcMainLike, api: ApiTarget, isTrusted: Sen
     ipcMain.removeHandler(CHANNELS.call);
     ipcMain.removeListener(CHANNELS.subscribe, onSubscribe);
     ipcMain.removeListener(CHANNELS.unsubscribe, onUnsubscribe);
-    for (const contents of [...subscriptions.keys()]) stop(contents);
+    for (const contents of [...sessions.keys()]) end(contents);
   };
-}
-
-async function call(
-  api: ApiTarget,
-  isTrusted: SenderCheck,
-  event: IpcMainInvokeEvent,
-  args: unknown[],
-): Promise<BridgeReply<CommandName>> {
-  try {
-    if (!isTrusted(event.senderFrame)) throw new ApiError('EFORBIDDEN', FORBIDDEN);
-    if (args.length !== 2) {
-      throw new ApiError(
-        'EINVAL',
-        `A call takes a command name and a request, got ${args.length} arguments.`,
-      );
-    }
-    const [name, request] = args;
-    if (!isCommandName(name)) throw new ApiError('EBADCOMMAND', `Unknown command ${describe(name)}.`);
-    const parsed = commands[name].request.safeParse(request);
-    if (!parsed.success) {
-      throw new ApiError('EINVAL', `Invalid ${name} request.`, problemsFromIssues(parsed.error.issues));
-    }
-    const result = (await api.handle(name, parsed.data)) as CommandResponse<CommandName>;
-    return { ok: true, result };
-  } catch (err) {
-    return { ok: false, error: toEnvelope(err) };
-  }
-}
-
-// A name from outside is shown short and quoted, whatever it is.
-function describe(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : typeof value;
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

@@ -12,9 +12,6 @@ import type { ApiTarget } from '../api/contract.js';
 import { ApiSession } from '../api/session.js';
 import { readMessages, writeMessage } from './framing.js';
 
-/** @deprecated The interface every transport serves is `ApiTarget` in app/api/contract.ts. */
-export type ControlTarget = ApiTarget;
-
 /** Thrown when another Berth already answers on the control socket. */
 export class AlreadyRunningError extends Error {
   override readonly name = 'AlreadyRunningError';

@@ -15,9 +15,6 @@ import {
 import { ApiError } from '../../app/api/errors.js';
 import { decodeReply, type ConnectionState, type Transport } from './transport.js';
 
-// Until the tests import it from app/api/bridge.ts.
-export type { BerthBridge } from '../../app/api/bridge.js';
-
 /** The preload's bridge when the page runs in Berth's window, else undefined (a browser). */
 export function preloadBridge(): BerthBridge | undefined {
   return (globalThis as { berth?: BerthBridge }).berth;

@@ -4,15 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import type { BerthEvent } from '../../app/api/contract.js';
+import { CHANNELS, type BerthBridge } from '../../app/api/bridge.js';
+import type { ApiTarget, BerthEvent } from '../../app/api/contract.js';
 import { ApiError } from '../../app/api/errors.js';
-import type { ControlTarget } from '../../app/control/server.js';
 import { APP_URL } from '../../main/app-protocol.js';
 import { createBridge, type IpcRendererLike } from '../../main/bridge.js';
-import { CHANNELS } from '../../main/channels.js';
 import { registerIpc, type IpcMainLike } from '../../main/ipc.js';
 import { trustedSender } from '../../main/sender.js';
-import { IpcTransport, type BerthBridge } from '../../renderer/src/ipc-transport.js';
+import { IpcTransport } from '../../renderer/src/ipc-transport.js';
 import { FakeFrame, FakeIpcMain, FakeIpcRenderer, FakeWebContents } from '../support/fake-electron.js';
 import { addForward, freePort, startEngine, tcpServer, echo, until } from '../support/index.js';
 
@@ -20,7 +19,7 @@ import { addForward, freePort, startEngine, tcpServer, echo, until } from '../su
 async function setup(t: TestContext) {
   const { engine } = await startEngine(t, { statsIntervalMs: 20 });
   let subscriptions = 0;
-  const api: ControlTarget = {
+  const api: ApiTarget = {
     handle: (name, request) => engine.handle(name, request),
     subscribe(listener) {
       subscriptions += 1;
@@ -114,7 +113,7 @@ test('berth:call returns the engine errors as envelopes', async (t) => {
 
 test('berth:call never throws across the boundary, even when the API throws synchronously', async () => {
   const ipcMain = new FakeIpcMain();
-  const api: ControlTarget = {
+  const api: ApiTarget = {
     handle: () => {
       throw new TypeError('boom');
     },
