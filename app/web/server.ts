@@ -1,9 +1,12 @@
 /**
  * The HTTP and WebSocket server of `berth serve`: the built UI and the API WebSocket (`/api`) on a loopback
  * address, random port by default. Every request needs the token and a loopback Host; the WebSocket also
- * needs the page's own Origin. Nothing here logs requests, so the token never reaches a log.
+ * needs the page's own Origin. Nothing here logs requests, so the token never reaches a log. Connections
+ * that have shown no valid token or cookie yet are few and short-lived (./pending.ts), and the server holds
+ * at most MAX_UI_CONNECTIONS in all: the rest of Berth's fds stay for its forwards and control socket.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { ApiTarget } from '../api/contract.js';
@@ -21,6 +24,7 @@ import {
   newToken,
 } from './auth.js';
 import { GATE_CSP, GATE_HTML } from './gate.js';
+import { DEFAULT_PENDING_LIMITS, PendingConnections, type PendingLimits } from './pending.js';
 import { reply, serveFile } from './static-files.js';
 
 /** Where and what the web server serves. */
@@ -34,7 +38,15 @@ export interface WebServerOptions {
   target: ApiTarget;
   /** Fixed only by tests; a fresh random token otherwise. */
   token?: string;
+  /** Connections without credentials yet: how many at once, for how long (DEFAULT_PENDING_LIMITS). */
+  pending?: PendingLimits;
 }
+
+/**
+ * Every connection of the UI server at once, with credentials or without: a browser needs a few per tab, and
+ * the bound keeps the UI's share of Berth's fds small whatever its clients do. Further ones are closed at once.
+ */
+export const MAX_UI_CONNECTIONS = 128;
 
 const COMMON_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -60,6 +72,7 @@ export class WebServer {
   private readonly uiKey = newToken();
   private readonly hosts: Set<string>;
   private readonly origins: Set<string>;
+  private readonly pending: PendingConnections;
 
   private constructor(
     private readonly server: http.Server,
@@ -70,6 +83,7 @@ export class WebServer {
   ) {
     this.hosts = allowedHosts(host, port);
     this.origins = allowedOrigins(this.hosts);
+    this.pending = new PendingConnections(options.pending ?? DEFAULT_PENDING_LIMITS);
   }
 
   /** Starts listening; rejects for a non-loopback address or a port in use. */
@@ -78,6 +92,7 @@ export class WebServer {
     if (!isLoopback(host))
       throw new Error(`The UI is served on loopback only: use 127.0.0.1:PORT or [::1]:PORT, not ${host}.`);
     const server = http.createServer();
+    server.maxConnections = MAX_UI_CONNECTIONS;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, host, options.port ?? 0)));
       server.listen({ host, port: options.port ?? 0 }, () => {
@@ -88,6 +103,7 @@ export class WebServer {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : 0;
     const web = new WebServer(server, host, port, options.token ?? newToken(), options);
+    server.on('connection', (socket: Socket) => web.pending.admit(socket));
     server.on('request', (request: IncomingMessage, response: ServerResponse) =>
       web.request(request, response),
     );
@@ -106,6 +122,7 @@ export class WebServer {
 
   /** Closes every WebSocket and HTTP connection and stops listening. */
   async close(): Promise<void> {
+    this.pending.clear();
     for (const client of this.sockets.clients) client.terminate();
     await new Promise<void>((resolve) => this.sockets.close(() => resolve()));
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -133,6 +150,7 @@ export class WebServer {
       response.end(request.method === 'HEAD' ? undefined : GATE_HTML);
       return;
     }
+    this.pending.trust(request.socket);
     serveFile(this.options.uiDir, pathname, request, response, {
       ...COMMON_HEADERS,
       'content-security-policy': this.appCsp(request),
@@ -150,6 +168,7 @@ export class WebServer {
     } else if (!hasToken(request, this.token)) {
       reply(response, 401, 'The token is missing or wrong.', COMMON_HEADERS);
     } else {
+      this.pending.trust(request.socket);
       response.writeHead(204, {
         ...COMMON_HEADERS,
         'set-cookie': `${cookieName(this.port)}=${this.uiKey}; HttpOnly; SameSite=Strict; Path=/`,
@@ -172,6 +191,7 @@ export class WebServer {
       refuse('401 Unauthorized');
     else if (origin === undefined || !this.origins.has(origin)) refuse('403 Forbidden');
     else {
+      this.pending.trust(socket as Socket);
       this.sockets.handleUpgrade(request, socket, head, (ws) => serveApiSocket(ws, this.options.target));
     }
   }
