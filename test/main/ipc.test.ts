@@ -7,6 +7,7 @@ import { test, type TestContext } from 'node:test';
 import { CHANNELS, type BerthBridge } from '../../app/api/bridge.js';
 import type { ApiTarget, BerthEvent } from '../../app/api/contract.js';
 import { ApiError } from '../../app/api/errors.js';
+import { MAX_IN_FLIGHT } from '../../app/api/session.js';
 import { APP_URL } from '../../main/app-protocol.js';
 import { createBridge, type IpcRendererLike } from '../../main/bridge.js';
 import { registerIpc, type IpcMainLike } from '../../main/ipc.js';
@@ -123,6 +124,39 @@ test('berth:call never throws across the boundary, even when the API throws sync
   const contents = new FakeWebContents(APP_URL);
   const reply = await ipcMain.invoke(CHANNELS.call, contents, contents.mainFrame, 'status', {});
   assert.deepEqual(reply, { ok: false, error: { name: 'TypeError', message: 'boom', code: 'EINTERNAL' } });
+});
+
+// Issue 12: a window could have any number of calls running; the sockets capped them at 32.
+test('berth:call runs at most MAX_IN_FLIGHT calls of one window at once; one more is EBUSY', async () => {
+  const ipcMain = new FakeIpcMain();
+  const held: (() => void)[] = [];
+  const api: ApiTarget = {
+    handle: () => new Promise((resolve) => held.push(() => resolve({ forwards: [] }))),
+    subscribe: () => () => undefined,
+  };
+  registerIpc(ipcMain as unknown as IpcMainLike, api, trustedSender(APP_URL));
+  const contents = new FakeWebContents(APP_URL);
+  const other = new FakeWebContents(APP_URL);
+  const call = (window: FakeWebContents) =>
+    ipcMain.invoke(CHANNELS.call, window, window.mainFrame, 'status', {}) as Promise<{ ok: boolean }>;
+  const running = Array.from({ length: MAX_IN_FLIGHT }, () => call(contents));
+  let answered: unknown;
+  void call(contents).then((reply) => (answered = reply));
+  // Answered at once, or (without a cap) held by the engine like the others.
+  await until(() => answered !== undefined || held.length > MAX_IN_FLIGHT, 'the call over the cap');
+  assert.equal(held.length, MAX_IN_FLIGHT, 'the call over the cap never reached the engine');
+  assert.deepEqual(answered, {
+    ok: false,
+    error: { name: 'ApiError', code: 'EBUSY', message: 'Too many requests at once. Wait for answers.' },
+  });
+  const otherWindow = call(other);
+  await until(() => held.length === MAX_IN_FLIGHT + 1, "another window's call, which has its own cap");
+  for (const release of held.splice(0)) release();
+  for (const reply of [...(await Promise.all(running)), await otherWindow]) assert.equal(reply.ok, true);
+  const again = call(contents);
+  await until(() => held.length === 1, 'a call once the others answered');
+  held[0]?.();
+  assert.equal((await again).ok, true);
 });
 
 test('berth:subscribe pushes a snapshot then changes to a trusted window only', async (t) => {

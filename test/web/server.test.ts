@@ -234,6 +234,38 @@ void describe('web server: WebSocket', () => {
     assert.deepEqual(await status, { id: 2, result: { forwards: [] } });
   });
 
+  // Issue 12: a WebSocket subscription could not be ended but by closing the connection.
+  void it('stops the events after {"unsubscribe": true}; subscribing again sends a fresh snapshot', async (t) => {
+    const { engine } = await startEngine(t);
+    const web = await WebServer.open({ uiDir: UI_DIR, target: engine, token: TOKEN });
+    onCleanup(t, () => web.close());
+    const socket = await connected(t, web);
+    const received: Record<string, unknown>[] = [];
+    socket.on('message', (data: Buffer) =>
+      received.push(JSON.parse(data.toString()) as Record<string, unknown>),
+    );
+    const events = () => received.flatMap((m) => (m.event ? [m.event as BerthEvent] : []));
+    socket.send(JSON.stringify({ subscribe: true }));
+    await until(() => events().length === 1, 'the snapshot');
+    socket.send(JSON.stringify({ unsubscribe: true }));
+    // Frames are handled in order: once this is answered, the unsubscribe has been.
+    socket.send(JSON.stringify({ id: 1, command: 'status', request: {} }));
+    await until(() => received.some((m) => m.id === 1), 'the status reply');
+    const forward = { id: 'unseen', listen: { port: 1 }, target: { unix: '/x' }, enabled: false };
+    await engine.call('add', { forward });
+    socket.send(JSON.stringify({ id: 2, command: 'status', request: {} }));
+    await until(() => received.some((m) => m.id === 2), 'the second status reply');
+    assert.deepEqual(
+      events().map((e) => e.type),
+      ['snapshot'],
+      'no event after unsubscribe',
+    );
+    assert.equal(received.length, 3, 'unsubscribe is not answered');
+    socket.send(JSON.stringify({ subscribe: true }));
+    const fresh = await until(() => events()[1], 'a second snapshot');
+    assert.deepEqual(fresh.type === 'snapshot' && fresh.forwards.map((f) => f.id), ['unseen']);
+  });
+
   void it('closes the connection on invalid JSON, a binary frame or a frame over 1 MiB', async (t) => {
     const web = await openServer(t);
     const cases: [string | Buffer, number][] = [
