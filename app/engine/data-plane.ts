@@ -1,5 +1,5 @@
 /**
- * What the TCP and UDP forwarders share about their two data planes: the addon's relays (native/src/*_relay.cc),
+ * What the TCP and UDP forwarders share about their two data planes: the addon's relays (app/native/relays.ts),
  * which move traffic without entering JavaScript, and the JavaScript forwarders they fall back to. A forwarder
  * picks its plane when it starts (`PlaneChoice`); the native plane's bookkeeping (acquiring the listener,
  * handing its fd to the relay, keeping a named target resolved, turning the relay's counters into the engine's)
@@ -9,7 +9,8 @@ import { lookup } from 'node:dns/promises';
 import { closeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Forward } from '../config/schema.js';
-import { loadBerthNative, type BerthNative, type RelayError } from '../helper/helper-binder.js';
+import { loadBerthNative, type BerthNative } from '../native/addon.js';
+import type { RelayError } from '../native/relays.js';
 import { newCounters, type Counters, type Forwarder } from './forwarder.js';
 import { bindFd, type PrivilegedBinder, type Via } from './listener.js';
 import type { ForwardProblem } from './messages.js';

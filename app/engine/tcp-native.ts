@@ -5,14 +5,21 @@
  * loop. The bookkeeping around it is NativeForwarder's (data-plane.ts).
  */
 import type { Forward } from '../config/schema.js';
-import type { BerthNative, RelayError, TcpRelay, TcpRelayTarget } from '../helper/helper-binder.js';
+import {
+  MAX_TCP_ADDRESSES,
+  openTcpRelay,
+  type RelayError,
+  type TcpRelay,
+  type TcpRelayExports,
+  type TcpRelayTarget,
+} from '../native/relays.js';
 import { NativeForwarder } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
 import { acceptProblem, maxConnectionsProblem, targetProblem, type ForwardProblem } from './messages.js';
 import { RETRY_MS, type TcpLimits } from './limits.js';
 
 /** The part of the addon this forwarder uses. */
-export type NativeTcp = Pick<BerthNative, 'bindTcp' | 'TcpRelay'>;
+export type NativeTcp = Pick<TcpRelayExports, 'bindTcp' | 'TcpRelay'>;
 
 /** Forwards one TCP listener to its target with the native relay. */
 export class NativeTcpForwarder extends NativeForwarder<TcpRelay> {
@@ -31,7 +38,9 @@ export class NativeTcpForwarder extends NativeForwarder<TcpRelay> {
   }
 
   protected open(fd: number): TcpRelay {
-    return new this.native.TcpRelay(fd, this.target(), {
+    return openTcpRelay(this.native, {
+      fd,
+      target: this.target(),
       connectTimeoutMs: this.limits.connectTimeoutMs,
       maxConnections: this.limits.maxConnections,
       // A backend that is still starting refuses at first: its clients wait for it (as tcp-node.ts does).
@@ -54,6 +63,6 @@ export class NativeTcpForwarder extends NativeForwarder<TcpRelay> {
     const { target } = this.forward;
     if ('unix' in target) return { path: target.unix };
     // The relay takes at most 64 addresses; a name with more is served by its first 64.
-    return { addresses: this.addresses.slice(0, 64), port: target.port };
+    return { addresses: this.addresses.slice(0, MAX_TCP_ADDRESSES), port: target.port };
   }
 }

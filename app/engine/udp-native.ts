@@ -5,14 +5,20 @@
  * is NativeForwarder's (data-plane.ts).
  */
 import type { Forward } from '../config/schema.js';
-import type { BerthNative, RelayError, UdpRelay } from '../helper/helper-binder.js';
+import {
+  openUdpRelay,
+  type RelayError,
+  type UdpRelay,
+  type UdpRelayExports,
+  type UdpRelayTarget,
+} from '../native/relays.js';
 import { NativeForwarder } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
 import { maxSessionsProblem, targetProblem, type ForwardProblem } from './messages.js';
 import type { UdpLimits } from './limits.js';
 
 /** The part of the addon this forwarder uses. */
-export type NativeUdp = Pick<BerthNative, 'bindUdp' | 'UdpRelay'>;
+export type NativeUdp = Pick<UdpRelayExports, 'bindUdp' | 'UdpRelay'>;
 
 /** Forwards one UDP listener to its target with the native relay (to the target's first address). */
 export class NativeUdpForwarder extends NativeForwarder<UdpRelay> {
@@ -32,11 +38,11 @@ export class NativeUdpForwarder extends NativeForwarder<UdpRelay> {
 
   protected open(fd: number): UdpRelay {
     const { idleTimeoutMs, maxSessions } = this.limits;
-    return new this.native.UdpRelay(fd, this.address(), this.port(), idleTimeoutMs, maxSessions);
+    return openUdpRelay(this.native, { fd, target: this.target(), idleTimeoutMs, maxSessions });
   }
 
   protected retarget(relay: UdpRelay): void {
-    relay.setTarget(this.address(), this.port());
+    relay.setTarget(this.target());
   }
 
   protected problem(error: RelayError): ForwardProblem {
@@ -44,15 +50,11 @@ export class NativeUdpForwarder extends NativeForwarder<UdpRelay> {
     return targetProblem(this.forward.target, NativeForwarder.errnoError(error));
   }
 
-  private address(): string {
-    const [first] = this.addresses;
-    if (first === undefined) throw new Error('UDP forwards need a host and port target');
-    return first;
-  }
-
-  private port(): number {
+  private target(): UdpRelayTarget {
+    const [address] = this.addresses;
     const { target } = this.forward;
-    if ('unix' in target) throw new Error('UDP forwards need a host and port target');
-    return target.port;
+    if (address === undefined || 'unix' in target)
+      throw new Error('UDP forwards need a host and port target');
+    return { address, port: target.port };
   }
 }

@@ -9,13 +9,9 @@ import { spawn } from 'node:child_process';
 import { closeSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import {
-  createHelperBinder,
-  HelperError,
-  type HelperBinder,
-  loadBerthNative,
-  type ReceivePath,
-} from '../../app/helper/helper-binder.js';
+import { createHelperBinder, HelperError, type HelperBinder } from '../../app/helper/helper-binder.js';
+import { loadBerthNative } from '../../app/native/addon.js';
+import { requestHelper, type HelperRequest, type ReceivePath } from '../../app/native/helper-request.js';
 import {
   openFds,
   missingBuild,
@@ -228,12 +224,38 @@ describe('addon without a helper', { skip }, () => {
     assert.throws(() => createHelperBinder('relative.sock'), TypeError);
     const native = loadBerthNative();
     const call = (...args: unknown[]) => (native.request as (...a: unknown[]) => Promise<unknown>)(...args);
+    const bind = {
+      socketPath: '/x',
+      op: 'bind',
+      protocol: 'tcp',
+      address: '127.0.0.1',
+      port: 80,
+      timeoutMs: 1000,
+      receivePath: 'fcntl',
+    };
+    const ping = { socketPath: '/x', op: 'ping', timeoutMs: 1000, receivePath: 'fcntl' };
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ ...bind, address: 'localhost' }, /IPv4 or IPv6 literal/],
+      [{ ...bind, port: 0 }, /port must be/],
+      [{ ...bind, receivePath: 'magic' }, /receivePath/],
+      [{ ...ping, socketPath: '/x'.repeat(100) }, /fits a Unix socket/],
+      [{ ...bind, op: 'launch' }, /op must be/],
+      [{ ...bind, protocol: 'sctp' }, /protocol must be/],
+      [{ ...bind, timeoutMs: 0 }, /timeoutMs must be/],
+    ];
     assert.throws(() => call(), TypeError);
-    assert.throws(() => call('/x', 'bind', 'tcp', 'localhost', 80, 1000, 'fcntl'), /IPv4 or IPv6 literal/);
-    assert.throws(() => call('/x', 'bind', 'tcp', '127.0.0.1', 0, 1000, 'fcntl'), /port must be/);
-    assert.throws(() => call('/x', 'bind', 'tcp', '127.0.0.1', 80, 1000, 'magic'), /receivePath/);
-    assert.throws(() => call('/x'.repeat(100), 'ping', '', '', 0, 1000, 'fcntl'), /fits a Unix socket/);
-    assert.throws(() => call('/x', 'launch', 'tcp', '127.0.0.1', 80, 1000, 'fcntl'), /op must be/);
+    assert.throws(() => call('/x', 'bind', 'tcp', '127.0.0.1', 80, 1000, 'fcntl'), TypeError);
+    assert.throws(() => call({ ...ping, port: 80 }), /a ping takes no port/);
+    for (const [options, message] of bad) {
+      assert.throws(
+        () => call(options),
+        (err: Error) => err instanceof TypeError && message.test(err.message),
+      );
+      // The TypeScript wrapper refuses the same request before the addon sees it.
+      const refused = { request: () => assert.fail(`the addon saw ${JSON.stringify(options)}`) };
+      const wrapper = refused as unknown as Parameters<typeof requestHelper>[0];
+      assert.throws(() => requestHelper(wrapper, options as unknown as HelperRequest), TypeError);
+    }
   });
 
   test('only the test build can leave close-on-exec off', () => {

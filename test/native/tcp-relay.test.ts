@@ -19,14 +19,14 @@ import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
+import { addonPath, type BerthNative, loadBerthNative } from '../../app/native/addon.js';
 import {
-  addonPath,
-  type BerthNative,
-  loadBerthNative,
+  openTcpRelay,
   type TcpRelay,
+  type TcpRelayLimits,
   type TcpRelayOptions,
   type TcpRelayTarget,
-} from '../../app/helper/helper-binder.js';
+} from '../../app/native/relays.js';
 import {
   canBind,
   closed,
@@ -57,20 +57,20 @@ const { native: loaded, skip } = load();
 const native = loaded!;
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const OPTIONS: TcpRelayOptions = { connectTimeoutMs: 5000, maxConnections: 1000, retryRefusedMs: 0 };
+const OPTIONS: TcpRelayLimits = { connectTimeoutMs: 5000, maxConnections: 1000, retryRefusedMs: 0 };
 
 /** A relay listening on a fresh port of `host`, closed after the test. */
 async function relay(
   t: TestContext,
   target: TcpRelayTarget,
-  options: Partial<TcpRelayOptions> = {},
+  options: Partial<TcpRelayLimits> = {},
   host = '127.0.0.1',
 ): Promise<{ relay: TcpRelay; port: number; fd: number }> {
   const port = await freePort(host);
   const fd = native.bindTcp(host, port);
   let r: TcpRelay;
   try {
-    r = new native.TcpRelay(fd, target, { ...OPTIONS, ...options });
+    r = new native.TcpRelay({ ...OPTIONS, ...options, fd, target });
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -302,38 +302,58 @@ describe('native TCP relay', { skip }, () => {
     const fd = native.bindTcp('127.0.0.1', 0);
     const make = native.TcpRelay as unknown as new (...args: unknown[]) => TcpRelay;
     const target = { addresses: ['127.0.0.1'], port: 9 };
+    const good = { ...OPTIONS, fd, target };
     const bad: unknown[][] = [
       [],
-      [fd, target],
-      [fd, target, OPTIONS, 1],
-      ['3', target, OPTIONS],
-      [-1, target, OPTIONS],
-      [fd, null, OPTIONS],
-      [fd, { addresses: [], port: 9 }, OPTIONS],
-      [fd, { addresses: ['localhost'], port: 9 }, OPTIONS],
-      [fd, { addresses: ['127.0.0.1'], port: 0 }, OPTIONS],
-      [fd, { addresses: '127.0.0.1', port: 9 }, OPTIONS],
-      [fd, { path: '' }, OPTIONS],
-      [fd, { path: 'x'.repeat(200) }, OPTIONS],
-      [fd, target, {}],
-      [fd, target, { ...OPTIONS, connectTimeoutMs: 0 }],
-      [fd, target, { ...OPTIONS, maxConnections: 0.5 }],
-      [fd, target, { ...OPTIONS, retryRefusedMs: -1 }],
+      [fd],
+      [null],
+      [fd, target, OPTIONS],
+      [good, 1],
+      [{ fd, target }],
+      [{ ...good, fd: '3' }],
+      [{ ...good, fd: -1 }],
+      [{ ...good, target: null }],
+      [{ ...good, target: { addresses: [], port: 9 } }],
+      [{ ...good, target: { addresses: ['localhost'], port: 9 } }],
+      [{ ...good, target: { addresses: ['127.0.0.1'], port: 0 } }],
+      [{ ...good, target: { addresses: '127.0.0.1', port: 9 } }],
+      [{ ...good, target: { path: '' } }],
+      [{ ...good, target: { path: 'x'.repeat(200) } }],
+      [{ ...good, connectTimeoutMs: 0 }],
+      [{ ...good, maxConnections: 0.5 }],
+      [{ ...good, retryRefusedMs: -1 }],
     ];
     for (const args of bad) {
       assert.throws(() => new make(...args), TypeError, JSON.stringify(args));
       assert.ok(isOpen(fd), `the fd was closed by ${JSON.stringify(args)}`);
+      // The TypeScript wrapper refuses the same options before the addon sees them.
+      if (args.length === 1 && typeof args[0] === 'object' && args[0] !== null) {
+        const refused = { TcpRelay: () => assert.fail(`the addon saw ${JSON.stringify(args)}`) };
+        const wrapper = refused as unknown as Parameters<typeof openTcpRelay>[0];
+        assert.throws(() => openTcpRelay(wrapper, args[0] as TcpRelayOptions), TypeError);
+      }
     }
     closeSync(fd);
+
+    // A listener belongs to one relay: a second one on it would close it a second time.
+    const first = native.bindTcp('127.0.0.1', 0);
+    const taken = new native.TcpRelay({ ...good, fd: first });
+    assert.throws(
+      () => new native.TcpRelay({ ...good, fd: first }),
+      (err: NodeJS.ErrnoException) => err.code === 'EEXIST' && err.syscall === 'TcpRelay',
+    );
+    assert.ok(isOpen(first), 'the first relay still holds its listener');
+    taken.close();
+    assert.ok(!isOpen(first));
 
     const udp = dgram.createSocket('udp4');
     udp.bind(0, '127.0.0.1');
     await once(udp, 'listening');
     const udpFd = (udp as unknown as { _handle: { fd: number } })._handle.fd;
-    assert.throws(() => new native.TcpRelay(udpFd, target, OPTIONS), { code: 'EPROTOTYPE' });
+    assert.throws(() => new native.TcpRelay({ ...OPTIONS, fd: udpFd, target }), { code: 'EPROTOTYPE' });
     udp.close();
     const file = openSync('/proc/self/stat', 'r');
-    assert.throws(() => new native.TcpRelay(file, target, OPTIONS), { code: 'ENOTSOCK' });
+    assert.throws(() => new native.TcpRelay({ ...OPTIONS, fd: file, target }), { code: 'ENOTSOCK' });
     assert.ok(isOpen(file));
     closeSync(file);
     const notListening = net.connect(9, '127.0.0.1');
@@ -343,7 +363,7 @@ describe('native TCP relay', { skip }, () => {
     const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
     await once(client, 'connect');
     const clientFd = (client as unknown as { _handle: { fd: number } })._handle.fd;
-    assert.throws(() => new native.TcpRelay(clientFd, target, OPTIONS), { code: 'EINVAL' });
+    assert.throws(() => new native.TcpRelay({ ...OPTIONS, fd: clientFd, target }), { code: 'EINVAL' });
     assert.ok(isOpen(clientFd));
     client.destroy();
     notListening.destroy();
@@ -357,8 +377,8 @@ describe('native TCP relay', { skip }, () => {
     const code = `
       const native = require(process.argv[1]);
       const fd = native.bindTcp('127.0.0.1', Number(process.argv[2]));
-      const relay = new native.TcpRelay(fd, { addresses: ['127.0.0.1'], port: Number(process.argv[3]) },
-        { connectTimeoutMs: 5000, maxConnections: 10000, retryRefusedMs: 0 });
+      const relay = new native.TcpRelay({ fd, target: { addresses: ['127.0.0.1'], port: Number(process.argv[3]) },
+        connectTimeoutMs: 5000, maxConnections: 10000, retryRefusedMs: 0 });
       process.stdout.write('ready\\n');
       process.stdin.on('data', () => process.stdout.write(JSON.stringify(relay.stats()) + '\\n'));
     `;
@@ -403,11 +423,11 @@ describe('native TCP relay', { skip }, () => {
     const before = fds();
     const port = await freePort();
     // Held until the exchange is done (a collection during it would close the connection), then dropped.
-    let kept: TcpRelay | undefined = new native.TcpRelay(
-      native.bindTcp('127.0.0.1', port),
-      { addresses: ['127.0.0.1'], port: target.port },
-      OPTIONS,
-    );
+    let kept: TcpRelay | undefined = new native.TcpRelay({
+      ...OPTIONS,
+      fd: native.bindTcp('127.0.0.1', port),
+      target: { addresses: ['127.0.0.1'], port: target.port },
+    });
     assert.equal((await exchange(port, 'before')).toString(), 'before');
     assert.equal(kept.stats().total, 1);
     kept = undefined;
@@ -430,7 +450,7 @@ describe('native TCP relay', { skip }, () => {
       const { parentPort, workerData } = require('node:worker_threads');
       const native = require(workerData.addon);
       const fd = native.bindTcp('127.0.0.1', workerData.port);
-      new native.TcpRelay(fd, { addresses: ['127.0.0.1'], port: 9 }, { connectTimeoutMs: 1000, maxConnections: 10, retryRefusedMs: 0 });
+      new native.TcpRelay({ fd, target: { addresses: ['127.0.0.1'], port: 9 }, connectTimeoutMs: 1000, maxConnections: 10, retryRefusedMs: 0 });
       parentPort.postMessage('ready');
     `;
     const worker = new Worker(code, { eval: true, workerData: { addon: addonPath('berth_native'), port } });

@@ -18,7 +18,7 @@ import { once } from 'node:events';
 import { closeSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test } from 'node:test';
-import { type TcpRelay, type TcpRelayTarget } from '../../app/helper/helper-binder.js';
+import { type TcpRelay, type TcpRelayTarget } from '../../app/native/relays.js';
 import { freePort, onCleanup, until } from '../support/index.js';
 import {
   Chaos,
@@ -344,7 +344,9 @@ describe('relay stress', () => {
               throw err;
             }
             try {
-              const relay = new native.TcpRelay(fd, target, {
+              const relay = new native.TcpRelay({
+                fd,
+                target,
                 connectTimeoutMs: options.timeout,
                 maxConnections: options.max,
                 retryRefusedMs: options.retry,

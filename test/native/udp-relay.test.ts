@@ -11,19 +11,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
-import {
-  addonPath,
-  type BerthNative,
-  loadBerthNative,
-  type UdpRelay,
-} from '../../app/helper/helper-binder.js';
+import { addonPath, type BerthNative, loadBerthNative } from '../../app/native/addon.js';
+import { openUdpRelay, type UdpRelay, type UdpRelayOptions } from '../../app/native/relays.js';
 import { canBind, onCleanup, until } from '../support/index.js';
 import { fds, socketInodes, inodeOf, O_CLOEXEC, O_NONBLOCK, fdFlags, isOpen } from '../support/fds.js';
 
@@ -89,13 +85,12 @@ function relay(
   const port = native.udpLocalPort(fd);
   let r: UdpRelay;
   try {
-    r = new native.UdpRelay(
+    r = new native.UdpRelay({
       fd,
-      options.targetHost ?? host,
-      targetPort,
-      options.idleMs ?? 30_000,
-      options.max ?? 100,
-    );
+      target: { address: options.targetHost ?? host, port: targetPort },
+      idleTimeoutMs: options.idleMs ?? 30_000,
+      maxSessions: options.max ?? 100,
+    });
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -298,10 +293,15 @@ describe('native UDP relay', { skip }, () => {
     const fd = native.bindUdp('127.0.0.1', 0);
     const port = native.udpLocalPort(fd);
     assert.ok(fdFlags(fd) & O_CLOEXEC, 'bindUdp makes the socket close-on-exec');
-    const r = new native.UdpRelay(fd, '127.0.0.1', echo.port, 30_000, 10);
+    const r = new native.UdpRelay({
+      fd,
+      target: { address: '127.0.0.1', port: echo.port },
+      idleTimeoutMs: 30_000,
+      maxSessions: 10,
+    });
     onCleanup(t, () => r.close());
     await ask(a, port, 'hello');
-    assert.equal(fds().size, baseline.size + 2, 'the listener and one session');
+    assert.equal(fds().size, baseline.size + 3, 'the listener, its epoll and one session');
     r.close();
     // Synchronously: no loop turn between close() and this bind.
     const again = native.bindUdp('127.0.0.1', port);
@@ -312,7 +312,7 @@ describe('native UDP relay', { skip }, () => {
     assert.equal(stats.active, 0);
     assert.equal(stats.total, 1);
     assert.equal(stats.datagramsToTarget, 1);
-    r.setTarget('127.0.0.1', 9); // accepted and ignored
+    r.setTarget({ address: '127.0.0.1', port: 9 }); // accepted and ignored
     const socket = dgram.createSocket('udp4');
     socket.bind(port, '127.0.0.1');
     await once(socket, 'listening');
@@ -328,6 +328,9 @@ describe('native UDP relay', { skip }, () => {
     const mine = new Set(newSockets(before).values());
     assert.equal(mine.size, 2, 'the listener and one session');
     assert.ok(mine.has(inodeOf(fd)));
+    const opened = [...fds()].filter(([n, link]) => before.get(n) !== link);
+    assert.equal(opened.length, 3, 'the listener, its epoll and one session');
+    for (const [n] of opened) assert.ok(fdFlags(Number(n)) & O_CLOEXEC, `fd ${n} lacks close-on-exec`);
     const children: ChildProcess[] = [];
     onCleanup(t, () => {
       for (const child of children)
@@ -350,6 +353,8 @@ describe('native UDP relay', { skip }, () => {
     const { pid } = await start(['ignore', 'ignore', 'ignore']);
     const held = socketInodes(pid!);
     for (const inode of mine) assert.ok(!held.has(inode), `the child holds relay socket ${inode}`);
+    const links = readdirSync(`/proc/${pid}/fd`).map((n) => readlinkSync(`/proc/${pid}/fd/${n}`));
+    assert.ok(!links.includes('anon_inode:[eventpoll]'), `the child holds an epoll: ${links.join(' ')}`);
     r.close();
     assert.ok(readdirSync(`/proc/${pid}`).length > 0, 'the child is still alive');
     closeSync(native.bindUdp('127.0.0.1', port));
@@ -387,43 +392,61 @@ describe('native UDP relay', { skip }, () => {
     const a = await client(t);
     const b = await client(t);
     await ask(a, port, 'a');
-    r.setTarget('127.0.0.1', second.port);
+    r.setTarget({ address: '127.0.0.1', port: second.port });
     await ask(b, port, 'b');
     await ask(a, port, 'a2');
     assert.equal(first.sources.length, 2);
     assert.equal(second.sources.length, 1);
-    assert.throws(() => r.setTarget('nope', 1), TypeError);
-    assert.throws(() => r.setTarget('127.0.0.1', 0), TypeError);
-    assert.throws(() => (r.setTarget as (...args: unknown[]) => void)('127.0.0.1'), TypeError);
+    assert.throws(() => r.setTarget({ address: 'nope', port: 1 }), TypeError);
+    assert.throws(() => r.setTarget({ address: '127.0.0.1', port: 0 }), TypeError);
+    assert.throws(() => (r.setTarget as (...args: unknown[]) => void)('127.0.0.1', 1), TypeError);
+    assert.throws(() => (r.setTarget as (...args: unknown[]) => void)({ address: '127.0.0.1' }), TypeError);
   });
 
   test('bad arguments throw TypeError; a socket that is not UDP throws Error; the fd stays the caller’s', async (t) => {
     const baseline = fds().size;
     const Relay = native.UdpRelay as unknown as new (...args: unknown[]) => UdpRelay;
     const fd = native.bindUdp('127.0.0.1', 0);
+    const good = { fd, target: { address: '127.0.0.1', port: 9 }, idleTimeoutMs: 1000, maxSessions: 10 };
+    const to = (address: unknown, port: unknown = 9) => ({ ...good, target: { address, port } });
     const bad: unknown[][] = [
       [],
-      ['3', '127.0.0.1', 9, 1000, 10],
-      [-1, '127.0.0.1', 9, 1000, 10],
-      [1.5, '127.0.0.1', 9, 1000, 10],
-      [fd, 'localhost', 9, 1000, 10],
-      [fd, '127.0.0.1.1', 9, 1000, 10],
-      [fd, 42, 9, 1000, 10],
-      [fd, '::1%no-such-interface', 9, 1000, 10],
-      [fd, '127.0.0.1', 0, 1000, 10],
-      [fd, '127.0.0.1', 65536, 1000, 10],
-      [fd, '127.0.0.1', 9.5, 1000, 10],
-      [fd, '127.0.0.1', '9', 1000, 10],
-      [fd, '127.0.0.1', 9, 0, 10],
-      [fd, '127.0.0.1', 9, -5, 10],
-      [fd, '127.0.0.1', 9, NaN, 10],
-      [fd, '127.0.0.1', 9, 1000, 0],
-      [fd, '127.0.0.1', 9, 1000, 1.5],
-      [fd, '127.0.0.1', 9, 1000, -1],
+      [fd],
+      [null],
+      [fd, '127.0.0.1', 9, 1000, 10],
+      [good, 1],
+      [{ ...good, fd: '3' }],
+      [{ ...good, fd: -1 }],
+      [{ ...good, fd: 1.5 }],
+      [{ ...good, target: null }],
+      [{ ...good, target: '127.0.0.1' }],
+      [to('localhost')],
+      [to('127.0.0.1.1')],
+      [to(42)],
+      [to('::1%no-such-interface')],
+      [to('127.0.0.1', 0)],
+      [to('127.0.0.1', 65536)],
+      [to('127.0.0.1', 9.5)],
+      [to('127.0.0.1', '9')],
+      [{ ...good, idleTimeoutMs: 0 }],
+      [{ ...good, idleTimeoutMs: -5 }],
+      [{ ...good, idleTimeoutMs: NaN }],
+      [{ ...good, maxSessions: 0 }],
+      [{ ...good, maxSessions: 1.5 }],
+      [{ ...good, maxSessions: -1 }],
     ];
     for (const args of bad) {
       assert.throws(() => new Relay(...args), TypeError, JSON.stringify(args));
       assert.ok(isOpen(fd), `fd still open after ${JSON.stringify(args)}`);
+      // The TypeScript wrapper refuses the same options before the addon sees them (a scope that names no
+      // interface is left to the addon, which knows the interfaces).
+      const [options] = args;
+      if (args.length === 1 && typeof options === 'object' && options !== null) {
+        const refused = { UdpRelay: () => assert.fail(`the addon saw ${JSON.stringify(args)}`) };
+        const wrapper = refused as unknown as Parameters<typeof openUdpRelay>[0];
+        if (JSON.stringify(options).includes('no-such-interface')) continue;
+        assert.throws(() => openUdpRelay(wrapper, options as UdpRelayOptions), TypeError);
+      }
     }
     closeSync(fd);
 
@@ -433,14 +456,14 @@ describe('native UDP relay', { skip }, () => {
     onCleanup(t, () => server.close());
     const tcpFd = (server as unknown as { _handle: { fd: number } })._handle.fd;
     assert.throws(
-      () => new native.UdpRelay(tcpFd, '127.0.0.1', 9, 1000, 10),
+      () => new native.UdpRelay({ ...good, fd: tcpFd }),
       (err: NodeJS.ErrnoException) => !(err instanceof TypeError) && err.code === 'EPROTOTYPE',
     );
     assert.ok(isOpen(tcpFd));
 
     const file = openSync('/dev/null', 'r');
     assert.throws(
-      () => new native.UdpRelay(file, '127.0.0.1', 9, 1000, 10),
+      () => new native.UdpRelay({ ...good, fd: file }),
       (err: NodeJS.ErrnoException) => err.code === 'ENOTSOCK' && err.syscall === 'fstat',
     );
     assert.ok(isOpen(file));
@@ -450,14 +473,16 @@ describe('native UDP relay', { skip }, () => {
     );
     closeSync(file);
 
-    // A socket this loop already polls (another relay's listener): libuv refuses a second watcher.
+    // A listener belongs to one relay: a second one on it would close it a second time.
     const first = native.bindUdp('127.0.0.1', 0);
-    const taken = new native.UdpRelay(first, '127.0.0.1', 9, 1000, 10);
+    const taken = new native.UdpRelay({ ...good, fd: first });
     assert.throws(
-      () => new native.UdpRelay(first, '127.0.0.1', 9, 1000, 10),
-      (err: NodeJS.ErrnoException) => err.code === 'EEXIST' && err.syscall === 'uv_poll_init',
+      () => new native.UdpRelay({ ...good, fd: first }),
+      (err: NodeJS.ErrnoException) => err.code === 'EEXIST' && err.syscall === 'UdpRelay',
     );
+    assert.ok(isOpen(first), 'the first relay still holds its listener');
     taken.close();
+    assert.ok(!isOpen(first));
 
     const busy = native.bindUdp('127.0.0.1', 0);
     const busyPort = native.udpLocalPort(busy);
@@ -484,10 +509,15 @@ describe('native UDP relay', { skip }, () => {
     (() => {
       const fd = native.bindUdp('127.0.0.1', 0);
       port = native.udpLocalPort(fd);
-      new native.UdpRelay(fd, '127.0.0.1', echo.port, 30_000, 10);
+      new native.UdpRelay({
+        fd,
+        target: { address: '127.0.0.1', port: echo.port },
+        idleTimeoutMs: 30_000,
+        maxSessions: 10,
+      });
     })();
     await ask(a, port, 'before');
-    assert.equal(fds().size, baseline + 2);
+    assert.equal(fds().size, baseline + 3, 'the listener, its epoll and one session');
     await until(
       async () => {
         gc();
@@ -506,7 +536,7 @@ describe('native UDP relay', { skip }, () => {
       const { parentPort, workerData } = require('node:worker_threads');
       const native = require(workerData.addon);
       const fd = native.bindUdp('127.0.0.1', 0);
-      new native.UdpRelay(fd, '127.0.0.1', 9, 30000, 10);
+      new native.UdpRelay({ fd, target: { address: '127.0.0.1', port: 9 }, idleTimeoutMs: 30000, maxSessions: 10 });
       parentPort.postMessage(native.udpLocalPort(fd));
     `;
     const worker = new Worker(code, {

@@ -14,7 +14,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { closeSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import type { UdpRelay } from '../../app/helper/helper-binder.js';
+import type { UdpRelay } from '../../app/native/relays.js';
 import { onCleanup } from '../support/index.js';
 import { Chaos, fdsBackTo, int, noise, prng, seeded, sha, sleep, loadRelays } from '../support/stress.js';
 import { fds } from '../support/fds.js';
@@ -202,7 +202,12 @@ describe('relay stress', () => {
           const fd = native.bindUdp('127.0.0.1', 0);
           let relay: UdpRelay;
           try {
-            relay = new native.UdpRelay(fd, '127.0.0.1', config.target.port, config.idleMs, config.max);
+            relay = new native.UdpRelay({
+              fd,
+              target: { address: '127.0.0.1', port: config.target.port },
+              idleTimeoutMs: config.idleMs,
+              maxSessions: config.max,
+            });
           } catch (err) {
             closeSync(fd);
             throw err;
@@ -220,7 +225,7 @@ describe('relay stress', () => {
         }
         // Relay 0 moves to another target mid-run; relay 3 is closed mid-run.
         chaos.at(int(rand, 300, 1200), 'setTarget', () =>
-          slots[0]!.relay.setTarget('127.0.0.1', echoToo.port),
+          slots[0]!.relay.setTarget({ address: '127.0.0.1', port: echoToo.port }),
         );
         chaos.at(int(rand, 400, 1400), 'close', () => {
           slots[3]!.relay.close();
