@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target for berth-helper's request parser (native/fuzz/) with AddressSanitizer and
-# UndefinedBehaviorSanitizer, then fuzzes for a bounded time. Needs Debian's clang (apt-get install -y clang).
-# FUZZ_SECONDS (default 20) bounds the run; a crash leaves its input in native/build/fuzz/ and fails.
+# Builds the libFuzzer targets (native/fuzz/) with AddressSanitizer and UndefinedBehaviorSanitizer, then fuzzes
+# each for a bounded time: berth-helper's request parser (and the reply parser), and the addon's helper client
+# on what a helper sends back (control messages and reply frames). Needs Debian's clang (apt-get install -y
+# clang). FUZZ_SECONDS (default 20) bounds each target's run; a crash leaves its input in native/build/fuzz/
+# and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +21,18 @@ if [ ! -f "$("$cxx" -print-file-name=libclang_rt.fuzzer-x86_64.a)" ] && [ "$(una
 fi
 
 out=native/build/fuzz
-mkdir -p "$out/corpus"
-"$cxx" -std=c++17 -g -O1 -Wall -Wextra -Werror -fno-omit-frame-pointer \
-  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  native/fuzz/request_parser_fuzz.cc -o "$out/request-parser-fuzz"
-# The checked-in seeds stay as they are; what the fuzzer finds accumulates in the build folder.
-cp native/fuzz/corpus/* "$out/corpus/"
-"$out/request-parser-fuzz" -max_total_time="$seconds" -max_len=256 -timeout=5 -print_final_stats=1 \
-  -artifact_prefix="$out/" "$out/corpus"
+flags=(-std=c++17 -g -O1 -Wall -Wextra -Werror -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
+  -fno-sanitize-recover=all)
+# Each target with its seeds: the checked-in ones stay as they are; what the fuzzer finds accumulates in the
+# build folder.
+fuzz() {
+  local name="$1" seeds="$2"
+  shift 2
+  mkdir -p "$out/$name-corpus"
+  "$cxx" "${flags[@]}" "$@" -o "$out/$name"
+  cp "$seeds"/* "$out/$name-corpus/"
+  "$out/$name" -max_total_time="$seconds" -max_len=512 -timeout=5 -print_final_stats=1 \
+    -artifact_prefix="$out/$name-" "$out/$name-corpus"
+}
+fuzz request-parser-fuzz native/fuzz/corpus native/fuzz/request_parser_fuzz.cc
+fuzz helper-reply-fuzz native/fuzz/reply-corpus native/fuzz/helper_reply_fuzz.cc native/src/helper_client.cc

@@ -237,7 +237,8 @@ bool JudgeReply(uint8_t op, const uint8_t* frame, size_t size, size_t fds, p::Re
     HelperFailure& f = *failure;
     f = HelperFailure();
     f.stage = "helper";
-    f.message = reply->message;
+    // The reason is the helper's sentence; one that sends none still gets a message a user can read.
+    f.message = *reply->message != '\0' ? reply->message : "berth-helper gave no reason";
     f.error = reply->error;
     if (reply->status == p::kStatusDenied) {
       f.status = "denied";
