@@ -6,10 +6,10 @@
 // consecutive datagrams of one client with one sendmmsg.
 //
 // Event handling is the TCP relay's: one epoll instance per relay (EpollSet) holds the listener and every
-// session's socket, and Node's loop polls that one fd. A session costs one epoll_ctl to watch, none to
-// close (its epoll is told before its fd closes), and no libuv handle: a DNS forward opens a session per
-// query (resolvers pick a fresh source port each time), so a uv_poll_t per session would cost its checks
-// and system calls as often as the TCP relay's connections would.
+// session's socket, and Node's loop polls that one fd. A session costs an epoll_ctl when it opens and one
+// when it expires, and no libuv handle: a DNS forward opens a session per query (resolvers pick a fresh
+// source port each time), so a uv_poll_t per session would cost its checks and system calls as often as
+// the TCP relay's connections would.
 //
 // Every socket is close-on-exec from creation (SOCK_CLOEXEC, EPOLL_CLOEXEC): a backend Berth spawns must
 // never inherit a listener or a session (docs/forwarding.md).
