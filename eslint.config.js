@@ -142,6 +142,26 @@ export default tseslint.config(
   },
   { files: ['app/**/*.ts'], rules: { 'no-restricted-imports': ['error', appBans] } },
   {
+    // The engine asks for privileged ports through the PrivilegedBinder it is given (app/host.ts passes the
+    // helper's); it reaches the addon only through app/native/.
+    files: ['app/engine/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          ...appBans,
+          patterns: [
+            ...appBans.patterns,
+            {
+              group: ['**/helper/**'],
+              message: 'app/engine/ never imports app/helper/: it is given a binder.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['renderer/**/*.{ts,tsx}'],
     languageOptions: { globals: { ...globals.browser } },
     rules: { 'no-restricted-imports': ['error', rendererBans] },
