@@ -24,7 +24,7 @@ const config: ForgeConfig = {
   packagerConfig: {
     name: 'Berth',
     executableName: 'berth-desktop',
-    // app/helper/helper-binder.ts looks for native/build/Release above its bundle: keep that layout.
+    // app/native/addon.ts looks for native/build/Release above its bundle: keep that layout.
     asar: { unpack: '**/native/build/Release/*' },
   },
   rebuildConfig: {},

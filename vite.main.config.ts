@@ -7,7 +7,7 @@ import { defineConfig } from 'vite';
 
 export default defineConfig({
   // Vite 8 (rolldown) leaves `import.meta` empty in CommonJS output instead of polyfilling it as Rollup
-  // did; main/main.ts and app/helper/helper-binder.ts locate files from import.meta.url.
+  // did; main/main.ts and app/native/addon.ts locate files from import.meta.url.
   define: { 'import.meta.url': 'require("node:url").pathToFileURL(__filename).href' },
   build: {
     lib: { entry: 'main/main.ts', formats: ['cjs'], fileName: () => 'main.cjs' },

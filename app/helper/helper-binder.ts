@@ -15,9 +15,6 @@ import { addonMissing, explainHelperFailure, HelperError } from './helper-errors
 
 export { HelperError } from './helper-errors.js';
 export type { HelperPing, ReceivePath } from '../native/helper-request.js';
-// Their home is app/native/addon.ts; these stay until test/support/stress.ts and
-// test/fixtures/helper/engine-as-nobody.ts import them from there.
-export { loadBerthNative, type BerthNative } from '../native/addon.js';
 
 /** How a helper binder talks to berth-helper. */
 export interface HelperBinderOptions {

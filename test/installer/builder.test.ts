@@ -117,6 +117,7 @@ function assertLayout(resources: string): void {
   const files = listPackage(asar, { isPack: false });
   assert.ok(files.includes('/dist/renderer/index.html'), 'the renderer is in app.asar');
   assert.ok(files.includes('/dist/app/helper/helper-binder.js'), 'the helper binder is in app.asar');
+  assert.ok(files.includes('/dist/app/native/addon.js'), 'the addon loader is in app.asar');
   assert.ok(!files.some((f) => f.endsWith('.map')), 'no source maps shipped');
 }
 

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { fds } from './fds.js';
 import { until } from './index.js';
-import { type BerthNative, loadBerthNative } from '../../app/helper/helper-binder.js';
+import { type BerthNative, loadBerthNative } from '../../app/native/addon.js';
 
 export const SEED = process.env.BERTH_STRESS_SEED
   ? Number(process.env.BERTH_STRESS_SEED) >>> 0
