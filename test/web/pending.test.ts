@@ -65,6 +65,8 @@ const isClosed = (socket: net.Socket) => socket.destroyed || socket.readyState =
 
 /** Resolves with the socket's close once it has closed, failing after the deadline plus slack. */
 async function cutOff(socket: net.Socket, deadlineMs: number, what: string): Promise<void> {
+  // Already closed (a second connection cut at the same deadline as the first): its 'close' has been emitted.
+  if (isClosed(socket)) return;
   const done = closed(socket);
   await until(() => isClosed(socket), what, deadlineMs + SLACK_MS);
   await done;
