@@ -10,7 +10,8 @@
       "src/tcp_relay_napi.cc",
       "src/tcp_relay.cc",
       "src/udp_relay_napi.cc",
-      "src/udp_relay.cc"
+      "src/udp_relay.cc",
+      "src/process_napi.cc"
     ]
   },
   "target_defaults": {

@@ -1,17 +1,21 @@
 /**
  * Berth's native addon (native/src/addon.cc): what it exports, and where to load it from. This folder is the one
  * way app/ reaches native/: the engine's relays go through ./relays.ts, berth-helper requests through
- * ./helper-request.ts.
+ * ./helper-request.ts, the backend supervisor's calls on Berth's own process through ./process.ts.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HelperRequestExports } from './helper-request.js';
+import type { ProcessExports } from './process.js';
 import type { TcpRelayExports, UdpRelayExports } from './relays.js';
 
-/** The addon's exports. Off Linux the relays are missing and `tcpRelayAvailable` / `udpRelayAvailable` are false. */
-export type BerthNative = HelperRequestExports & TcpRelayExports & UdpRelayExports;
+/**
+ * The addon's exports. Off Linux the relays and the process calls are missing, and `tcpRelayAvailable`,
+ * `udpRelayAvailable` and `childSubreaperAvailable` are false.
+ */
+export type BerthNative = HelperRequestExports & TcpRelayExports & UdpRelayExports & ProcessExports;
 
 /** Which build of the addon to load: Berth always uses `berth_native`; tests may load the test twin. */
 export type AddonBuild = 'berth_native' | 'berth_native_test';

@@ -3,6 +3,7 @@
 //   helper_napi.cc    request(): asks berth-helper for a bound socket (helper_client.h)
 //   tcp_relay_napi.cc the TCP relay (tcp_relay.h), bindTcp
 //   udp_relay_napi.cc the UDP relay (udp_relay.h), bindUdp, udpLocalPort
+//   process_napi.cc   Berth's own process: child subreaper, reaping one adopted child
 // The TypeScript side is app/native/. Every fd the addon opens or receives is close-on-exec from its first
 // instant (docs/helper-protocol.md, docs/forwarding.md).
 #include "addon.h"
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitHelperRequest(env, exports);
   InitUdpRelay(env, exports);  // Linux only: elsewhere udpRelayAvailable is false
   InitTcpRelay(env, exports);  // Linux only: elsewhere tcpRelayAvailable is false
+  InitProcess(env, exports);   // Linux only: elsewhere childSubreaperAvailable is false
   return exports;
 }
 

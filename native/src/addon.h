@@ -42,6 +42,7 @@ struct Addon {
 void InitHelperRequest(Napi::Env env, Napi::Object exports);  // helper_napi.cc
 void InitTcpRelay(Napi::Env env, Napi::Object exports);       // tcp_relay_napi.cc
 void InitUdpRelay(Napi::Env env, Napi::Object exports);       // udp_relay_napi.cc
+void InitProcess(Napi::Env env, Napi::Object exports);        // process_napi.cc
 
 }  // namespace berth
 
