@@ -1,13 +1,16 @@
 /**
  * A supervised backend: the process behind a forward. Started as argv without a shell, in its own process
  * group with stdin closed; watched, restarted by policy with exponential backoff, stopped with SIGTERM to its
- * group and SIGKILL after a grace period. Its output is kept in a bounded ring.
+ * group and to whatever it daemonised (./tree.ts), and SIGKILL after a grace period. Its output is kept in a
+ * bounded ring.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { BackendStatus } from '../api/contract.js';
 import type { Backend as BackendConfig } from '../config/schema.js';
 import { LogBuffer, type LogLine } from './log-buffer.js';
 import { fdCheck, procAvailable, startTime } from './proc.js';
+import { becomeSubreaper } from './subreaper.js';
+import { BackendTree, type DaemonRecord } from './tree.js';
 
 /** Timings of supervision; tests shrink them, people get the defaults. */
 export interface SupervisionPolicy {
@@ -24,6 +27,8 @@ export interface SupervisionPolicy {
   fdCheckIntervalMs: number;
   /** Lines of output kept per backend. */
   logLines: number;
+  /** How often Berth looks for the processes a backend daemonised (where Berth is a child subreaper). */
+  treeScanIntervalMs: number;
 }
 
 /** What supervision defaults to: 1 s doubling to 30 s, healthy after a minute, failed after 5 crashes. */
@@ -35,14 +40,20 @@ export const DEFAULT_POLICY: SupervisionPolicy = {
   graceMs: 5000,
   fdCheckIntervalMs: 10_000,
   logLines: 1000,
+  treeScanIntervalMs: 1000,
 };
 
 /** A process Berth started, as recorded so a later Berth can clean up after a crash. */
 export interface SpawnRecord {
   forwardId: string;
+  /** The process Berth spawned (the last one, if it has exited and left daemons running). */
   pid: number;
   startTime: string;
   command: string[];
+  /** The value of BERTH_BACKEND_TREE in the backend's environment (./tree.ts). */
+  marker?: string;
+  /** Processes the backend forked into sessions of their own, still running. */
+  daemons?: DaemonRecord[];
 }
 
 /** What a Backend needs from its owner. */
@@ -50,7 +61,7 @@ export interface BackendHooks {
   /** Status changed (state, pid, restarts, exit, fdCheck). */
   onStatus(): void;
   onLog(line: LogLine): void;
-  /** A process was started or has ended: keep the record of live backends current. */
+  /** A process was started, found or has ended: keep the record of live backends current (undefined: none). */
   onSpawn(record: SpawnRecord | undefined): void;
   /** Berth's listening sockets, which no backend may hold. */
   listeningInodes(): Promise<Set<string>>;
@@ -75,6 +86,8 @@ export class Backend {
   private fdTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private wanted = false;
+  private leader: { pid: number; startTime: string } | undefined;
+  private readonly tree: BackendTree;
   readonly logs: LogBuffer;
 
   constructor(
@@ -84,6 +97,7 @@ export class Backend {
     private readonly hooks: BackendHooks,
   ) {
     this.logs = new LogBuffer(policy.logLines, (line) => hooks.onLog(line));
+    this.tree = new BackendTree(policy.treeScanIntervalMs, () => this.record());
   }
 
   /** The status as `berth status --json` shows it. */
@@ -99,39 +113,51 @@ export class Backend {
     this.launch('starting');
   }
 
-  /** SIGTERM to the process group, SIGKILL after the grace period; resolves when the process is gone. */
+  /**
+   * SIGTERM to the process group and to the processes it daemonised, SIGKILL after the grace period; resolves
+   * when they are all gone. Daemons left by a backend that has exited are stopped too.
+   */
   stop(): Promise<void> {
     this.wanted = false;
     clearTimeout(this.restartTimer);
     clearTimeout(this.healthyTimer);
     clearInterval(this.fdTimer);
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) {
-      this.set({ state: 'stopped' });
-      return Promise.resolve();
-    }
-    this.stopping ??= new Promise<void>((resolve) => {
+    const running = child !== undefined && child.exitCode === null && child.signalCode === null;
+    if (!running) this.set({ state: 'stopped' });
+    this.stopping ??= Promise.all([
+      running ? this.stopLeader(child) : undefined,
+      this.tree.stop(running ? child.pid : undefined, this.policy.graceMs),
+    ]).then(() => {
+      this.stopping = undefined;
+    });
+    return this.stopping;
+  }
+
+  private stopLeader(child: ChildProcess): Promise<void> {
+    return new Promise<void>((resolve) => {
       const kill = setTimeout(() => signalGroup(child, 'SIGKILL'), this.policy.graceMs);
       child.once('exit', () => {
         clearTimeout(kill);
         // The leader is gone; anything it left in its group goes too.
         signalGroup(child, 'SIGKILL');
-        this.stopping = undefined;
         resolve();
       });
       signalGroup(child, 'SIGTERM');
     });
-    return this.stopping;
   }
 
   private launch(state: 'starting' | 'restarting'): void {
     const [program, ...args] = this.config.command as [string, ...string[]];
     this.set({ state, pid: null, reason: null, fdCheck: 'unknown' });
+    // Where it can, Berth adopts what its backends orphan, so that a daemon cannot slip away from it.
+    becomeSubreaper();
     let child: ChildProcess;
     try {
       child = spawn(program, args, {
         cwd: this.config.cwd,
-        env: { ...process.env, ...this.config.env },
+        // The marker last: it is how this backend's daemons are told from every other process.
+        env: { ...process.env, ...this.config.env, ...this.tree.env },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true, // its own process group (and session), so the whole tree can be signalled
         shell: false,
@@ -142,6 +168,8 @@ export class Backend {
       return;
     }
     this.child = child;
+    // At once (the pid is set as spawn() returns): from now on no scan may take it for an orphan to reap.
+    if (child.pid !== undefined) this.tree.spawned(child.pid);
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.logs.write('stdout', chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => this.logs.write('stderr', chunk));
     child.once('error', (err: NodeJS.ErrnoException) => {
@@ -159,12 +187,8 @@ export class Backend {
     this.healthyTimer = setTimeout(() => (this.failuresInARow = 0), this.policy.healthyAfterMs);
     const started = procAvailable ? await startTime(pid) : undefined;
     if (this.isCurrent(child)) {
-      this.hooks.onSpawn({
-        forwardId: this.forwardId,
-        pid,
-        startTime: started ?? '',
-        command: this.config.command,
-      });
+      this.leader = { pid, startTime: started ?? '' };
+      this.record();
     }
     await this.checkFds(child);
     // The process may have exited, or been stopped, while we looked: then no timer may outlive it.
@@ -189,12 +213,18 @@ export class Backend {
   }
 
   private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child.pid !== undefined) this.tree.exited(child.pid);
     if (child !== this.child) return;
     clearTimeout(this.healthyTimer);
     clearInterval(this.fdTimer);
     this.logs.flush();
-    this.hooks.onSpawn(undefined);
     this.logs.note(signal ? `exited on ${signal}` : `exited with code ${code}`);
+    const daemons = this.tree.known;
+    if (daemons.length > 0 && this.wanted) {
+      const pids = daemons.map((d) => `pid ${d.pid}`).join(', ');
+      this.logs.note(`left running in the background: ${pids}; they are stopped with the backend`);
+    }
+    this.record();
     // No process, nothing to check: a clean or leaky verdict belonged to the process that just ended.
     const exit = { pid: null, exitCode: code, signal: signal as string | null, fdCheck: 'unknown' as const };
     if (!this.wanted) return this.set({ ...exit, state: 'stopped' });
@@ -219,6 +249,21 @@ export class Backend {
       this.status.restarts += 1;
       this.launch('restarting');
     }, delay);
+  }
+
+  // Writes the record of what runs of this backend: the spawned process while it runs, and its daemons.
+  private record(): void {
+    const child = this.child;
+    const running = child !== undefined && child.exitCode === null && child.signalCode === null;
+    const daemons = this.tree.known;
+    if (!this.leader || (!running && daemons.length === 0)) return this.hooks.onSpawn(undefined);
+    this.hooks.onSpawn({
+      forwardId: this.forwardId,
+      ...this.leader,
+      command: this.config.command,
+      marker: this.tree.marker,
+      daemons,
+    });
   }
 
   private cannotRun(err: NodeJS.ErrnoException): void {

@@ -1,6 +1,7 @@
 /**
  * What Linux's /proc tells about processes and sockets: start times (so a recycled pid is never mistaken
- * for a backend), process trees, and which listening sockets a process holds (the fd-hygiene check).
+ * for a backend), sessions, environments, process trees, and which listening sockets a process holds (the
+ * fd-hygiene check).
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 
@@ -9,12 +10,53 @@ export const procAvailable = process.platform === 'linux';
 
 /** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined if gone. */
 export async function startTime(pid: number): Promise<string | undefined> {
+  return (await procStat(pid))?.startTime;
+}
+
+/** What /proc/PID/stat says about a process: enough to know it again (start time) and whose it is. */
+export interface ProcStat {
+  /** R, S, D, Z (a zombie: exited, not yet waited for), ... */
+  state: string;
+  ppid: number;
+  pgid: number;
+  /** Its session: the pid of the process that called setsid(2). */
+  sid: number;
+  startTime: string;
+}
+
+/** The process's /proc/PID/stat, or undefined if it is gone. */
+export async function procStat(pid: number): Promise<ProcStat | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    // The command name (field 2) may hold spaces and parentheses; the fields after its last ')' cannot.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return {
+      state: f[0] ?? '',
+      ppid: Number(f[1]),
+      pgid: Number(f[2]),
+      sid: Number(f[3]),
+      startTime: f[19] ?? '',
+    };
   } catch {
     return undefined;
   }
+}
+
+/** True for a process that has exited (a zombie, or on its way to being one). */
+export const hasExited = (stat: ProcStat): boolean => stat.state === 'Z' || stat.state === 'X';
+
+/** One variable of the process's environment as it was at exec, or undefined (gone, or not ours to read). */
+export async function environValue(pid: number, name: string): Promise<string | undefined> {
+  const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
+  const prefix = `${name}=`;
+  for (const entry of environ.split('\0')) if (entry.startsWith(prefix)) return entry.slice(prefix.length);
+  return undefined;
+}
+
+/** Every process id in /proc. */
+export async function allPids(): Promise<number[]> {
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  return names.filter((name) => /^\d+$/.test(name)).map(Number);
 }
 
 /** The pid and every descendant found through /proc/PID/task/TID/children, plus its process group. */
@@ -34,20 +76,15 @@ export async function processTree(pid: number): Promise<number[]> {
 /** Every live process whose process group id is `pgid` (zombies, already dead, are not counted). */
 export async function processGroup(pgid: number): Promise<number[]> {
   const members: number[] = [];
-  for (const name of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') members.push(Number(name));
-    } catch {
-      // Exited while we looked.
-    }
+  for (const pid of await allPids()) {
+    const stat = await procStat(pid); // undefined: exited while we looked
+    if (stat && stat.pgid === pgid && !hasExited(stat)) members.push(pid);
   }
   return members;
 }
 
-async function childrenOf(pid: number): Promise<number[]> {
+/** The process's children, from every one of its threads (a child's parent is the thread that forked it). */
+export async function childrenOf(pid: number): Promise<number[]> {
   const children: number[] = [];
   const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
   for (const tid of tasks) {

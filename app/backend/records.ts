@@ -1,7 +1,9 @@
 /**
  * The record of running backends (pid and start time), kept in Berth's runtime folder so that a Berth killed
- * with SIGKILL leaves enough behind for the next start to stop what it left. The start time makes sure a pid
- * the system has since given to another process is never signalled.
+ * with SIGKILL leaves enough behind for the next start to stop what it left: each backend's process group,
+ * and the daemons it forked into sessions of their own (by their pid, start time and session, and by the
+ * marker in their environment: ./tree.ts). The start time makes sure a pid the system has since given to
+ * another process is never signalled.
  */
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -9,6 +11,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { SpawnRecord } from './backend.js';
 import { processGroup, startTime } from './proc.js';
+import { findLeftBehind, stopProcesses } from './tree.js';
 
 const RecordsSchema = z.array(
   z.object({
@@ -16,6 +19,14 @@ const RecordsSchema = z.array(
     pid: z.number().int().positive(),
     startTime: z.string(),
     command: z.array(z.string()),
+    // Optional: a Berth from before daemons were followed wrote neither.
+    marker: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/)
+      .optional(),
+    daemons: z
+      .array(z.object({ pid: z.number().int().positive(), startTime: z.string(), sid: z.number().int() }))
+      .optional(),
   }),
 );
 
@@ -29,7 +40,10 @@ export class SpawnRecords {
     private readonly graceMs: number,
   ) {}
 
-  /** Stops every backend process group a previous Berth left running; returns what it did, in sentences. */
+  /**
+   * Stops every backend process group, and every daemon of a backend, that a previous Berth left running;
+   * returns what it did, in sentences.
+   */
   async reapOrphans(): Promise<string[]> {
     let records: SpawnRecord[];
     try {
@@ -42,16 +56,30 @@ export class SpawnRecords {
     }
     const notices: string[] = [];
     for (const record of records) {
+      // Found before the group is stopped: the leader's session proves itself only while the leader runs.
+      const daemons = await findLeftBehind({
+        marker: record.marker,
+        leader: record,
+        daemons: record.daemons ?? [],
+      });
       const leaderStart = await startTime(record.pid);
       // A live leader with another start time is an unrelated process that got the pid: leave it alone.
       // A dead leader cannot have its pid reused while its group has members (Linux keeps the id in use).
-      if (leaderStart !== undefined && leaderStart !== record.startTime) continue;
-      const members = await processGroup(record.pid);
-      if (members.length === 0) continue;
-      await stopGroup(record.pid, this.graceMs);
-      notices.push(
-        `Stopped the backend of "${record.forwardId}" (pid ${record.pid}, ${JSON.stringify(record.command)}) that a previous Berth left running when it was killed.`,
-      );
+      const group =
+        leaderStart === undefined || leaderStart === record.startTime ? await processGroup(record.pid) : [];
+      if (group.length > 0) {
+        await stopGroup(record.pid, this.graceMs);
+        notices.push(
+          `Stopped the backend of "${record.forwardId}" (pid ${record.pid}, ${JSON.stringify(record.command)}) that a previous Berth left running when it was killed.`,
+        );
+      }
+      const outside = daemons.filter((pid) => !group.includes(pid));
+      if (outside.length > 0) {
+        await stopProcesses(outside, this.graceMs);
+        notices.push(
+          `Stopped what the backend of "${record.forwardId}" had left running in the background (${outside.map((pid) => `pid ${pid}`).join(', ')}) when a previous Berth was killed.`,
+        );
+      }
     }
     await this.save();
     return notices;
