@@ -41,7 +41,7 @@ BERTH_NATIVE_ADDON="$out/berth_native.node" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$out/reports/addon-ubsan" \
   node --import tsx --test test/native/udp-relay.test.ts test/engine/udp-forwarding.test.ts test/native/tcp-relay.test.ts \
     test/engine/tcp-forwarding.test.ts test/backend/backend.test.ts test/native/tcp-stress.test.ts test/native/udp-stress.test.ts \
-    test/helper/addon.test.ts || status=$?
+    test/helper/addon.test.ts test/backend/subreaper.test.ts test/backend/daemons.test.ts || status=$?
 if compgen -G "$out/reports/*" >/dev/null; then
   echo "native-asan: sanitizer reports from berth-helper or the addon:" >&2
   cat "$out"/reports/* >&2
