@@ -9,8 +9,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,8 @@ void OnSignal(int) { g_stop = 1; }
 
 struct Options {
   std::string socket_path;
+  // 0660, or 0666 when --allow-uid is given without --socket-group (ParseFlags), so that the users it names
+  // can connect: the helper checks every peer's uid at accept, so the mode is not what keeps others out.
   mode_t socket_mode = 0660;
   std::string socket_group;
   std::vector<uid_t> allow_uids;
@@ -61,11 +65,12 @@ struct Options {
 };
 
 const char kUsage[] =
-    "usage: berth-helper --socket PATH [--socket-mode 0660] [--socket-group NAME] [--allow-uid UID]...\n"
+    "usage: berth-helper --socket PATH [--socket-mode MODE] [--socket-group NAME] [--allow-uid UID]...\n"
     "                    [--ports LO-HI]\n"
     "  or started by systemd socket activation (LISTEN_PID/LISTEN_FDS), where --socket is not needed.\n"
     "Binds TCP/UDP ports on local addresses for the allowed users (root only, unless --allow-uid) and\n"
-    "passes the sockets back. --ports defaults to 1-1023. See docs/helper-protocol.md.\n";
+    "passes the sockets back. --ports defaults to 1-1023; --socket-mode to 0666 with --allow-uid and no\n"
+    "--socket-group, else 0660. See docs/helper-protocol.md.\n";
 
 [[noreturn]] void BadFlags(const std::string& message) {
   fprintf(stderr, "berth-helper: %s\n%s", message.c_str(), kUsage);
@@ -149,6 +154,9 @@ Options ParseFlags(int argc, char** argv) {
       options.port_hi = static_cast<uint16_t>(hi);
     }
   }
+  if (!have_mode) {
+    options.socket_mode = !options.allow_uids.empty() && options.socket_group.empty() ? 0666 : 0660;
+  }
   return options;
 }
 
@@ -209,33 +217,224 @@ int TakeActivatedSocket() {
   exit(1);
 }
 
-// Creates the listening socket at --socket. An old socket file is replaced only when no helper answers on
-// it; any other kind of file there is left alone.
-UniqueFd OpenSocket(const Options& options) {
-  const std::string& path = options.socket_path;
+std::string Octal(mode_t mode) {
+  char text[8];
+  snprintf(text, sizeof(text), "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+std::string JoinPath(const std::string& folder, const std::string& name) {
+  return folder == "/" ? "/" + name : folder + "/" + name;
+}
+
+// A folder on the way to the socket, as lstat saw it.
+struct Folder {
+  std::string path;
+  struct stat st;
+};
+
+// The socket file the helper bound: at exit it removes the file at `path` only if that is still this one.
+struct BoundSocket {
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+void RemoveOwnSocket(const BoundSocket& bound) {
+  struct stat st;
+  if (lstat(bound.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == bound.dev &&
+      st.st_ino == bound.ino) {
+    unlink(bound.path.c_str());
+  }
+}
+
+[[noreturn]] void UnsafeFolder(const std::string& path, const std::string& why) {
+  fprintf(stderr,
+          "berth-helper: %s %s: every folder above --socket must be root's (or the helper's own user's) and "
+          "writable by no one else unless it is sticky like /tmp, or another user could move the socket "
+          "elsewhere (use a folder such as /run/berth)\n",
+          path.c_str(), why.c_str());
+  exit(1);
+}
+
+bool TrustedOwner(uid_t uid) { return uid == 0 || uid == geteuid(); }
+
+// Another user who may rename a folder on the way (or an entry in it) can put a symlink in its place
+// between bind() and lchown(), or before the unlink() at exit, and make root act on a file elsewhere. A
+// sticky folder may be writable by all: only root, its owner and an entry's owner may rename that entry, and
+// the next folder down must be root's anyway.
+void CheckFolder(const Folder& folder) {
+  if (!S_ISDIR(folder.st.st_mode)) UnsafeFolder(folder.path, "is not a folder");
+  if (!TrustedOwner(folder.st.st_uid)) {
+    UnsafeFolder(folder.path, "belongs to uid " + std::to_string(folder.st.st_uid));
+  }
+  if ((folder.st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (folder.st.st_mode & S_ISVTX) == 0) {
+    UnsafeFolder(folder.path,
+                 "may be written by others (mode " + Octal(folder.st.st_mode) + ") and is not sticky");
+  }
+}
+
+// Adds the components of `path` to `pending`, the first one last (pending is walked from its back).
+void PushComponents(const std::string& path, std::vector<std::string>* pending) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    if (slash > start) parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  pending->insert(pending->end(), parts.rbegin(), parts.rend());
+}
+
+// Walks the absolute path `dir` from / one component at a time, as the kernel resolves it, checking every
+// folder on the way (CheckFolder) and following symbolic links that root or the helper's user owns; the last
+// folder is created (0755) when it is missing. Returns the folders from / down to `dir`'s real location.
+std::vector<Folder> WalkFolders(const std::string& dir) {
+  std::vector<Folder> chain(1);
+  chain[0].path = "/";
+  if (lstat("/", &chain[0].st) != 0) SetupFailed("cannot inspect /", errno);
+  CheckFolder(chain[0]);
+  std::vector<std::string> pending;
+  PushComponents(dir, &pending);
+  int links = 0;
+  while (!pending.empty()) {
+    const std::string name = pending.back();
+    pending.pop_back();
+    if (name == ".") continue;
+    if (name == "..") {
+      if (chain.size() > 1) chain.pop_back();
+      continue;
+    }
+    Folder next;
+    next.path = JoinPath(chain.back().path, name);
+    if (lstat(next.path.c_str(), &next.st) != 0) {
+      if (errno != ENOENT || !pending.empty()) SetupFailed("cannot inspect the folder " + next.path, errno);
+      // In a folder just checked, so no one else can have put anything there meanwhile.
+      mode_t old_umask = umask(0);
+      int made = mkdir(next.path.c_str(), 0755);
+      int error = errno;
+      umask(old_umask);
+      if (made != 0 && error != EEXIST) SetupFailed("cannot create the folder " + next.path, error);
+      if (lstat(next.path.c_str(), &next.st) != 0)
+        SetupFailed("cannot inspect the folder " + next.path, errno);
+    }
+    if (S_ISLNK(next.st.st_mode)) {
+      if (!TrustedOwner(next.st.st_uid)) {
+        UnsafeFolder(next.path, "is a symbolic link of uid " + std::to_string(next.st.st_uid));
+      }
+      if (++links > 40) SetupFailed("cannot resolve the folder " + dir, ELOOP);
+      char target[PATH_MAX];
+      ssize_t n = readlink(next.path.c_str(), target, sizeof(target) - 1);
+      if (n < 0) SetupFailed("cannot read the symbolic link " + next.path, errno);
+      target[n] = '\0';
+      if (target[0] == '/') chain.resize(1);
+      PushComponents(target, &pending);
+      continue;
+    }
+    CheckFolder(next);
+    chain.push_back(next);
+  }
+  return chain;
+}
+
+#if defined(__APPLE__)
+using GroupId = int;  // getgrouplist's type there
+#else
+using GroupId = gid_t;
+#endif
+
+// The groups of `uid` in the user database (none for a uid without an entry).
+std::vector<gid_t> GroupsOf(uid_t uid) {
+  passwd* pw = getpwuid(uid);
+  if (pw == nullptr) return {};
+  const std::string name = pw->pw_name;
+  const gid_t primary = pw->pw_gid;
+  std::vector<GroupId> groups(64);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    int count = static_cast<int>(groups.size());
+    if (getgrouplist(name.c_str(), static_cast<GroupId>(primary), groups.data(), &count) >= 0) {
+      return std::vector<gid_t>(groups.begin(), groups.begin() + count);
+    }
+    groups.resize(static_cast<size_t>(count > static_cast<int>(groups.size()) ? count : 2 * groups.size()));
+  }
+  return {primary};
+}
+
+// The kernel's owner / group / other rule: whether `uid` has `bit` (S_IXOTH, S_IWOTH) on a file of `st`.
+bool Permits(uid_t uid, const std::vector<gid_t>& groups, const struct stat& st, mode_t bit) {
+  if (uid == 0) return true;
+  if (st.st_uid == uid) return (st.st_mode & (bit << 6)) != 0;
+  for (gid_t group : groups) {
+    if (group == st.st_gid) return (st.st_mode & (bit << 3)) != 0;
+  }
+  return (st.st_mode & bit) != 0;
+}
+
+std::string GroupName(gid_t gid) {
+  group* gr = getgrgid(gid);
+  return gr != nullptr ? std::string(gr->gr_name) : std::to_string(gid);
+}
+
+// Exits unless every uid of --allow-uid may reach the socket: through its folders (search) and to the file
+// (write). The start line names those uids, so it must not promise what the socket's mode, group or folders
+// do not give.
+void CheckReachable(const Options& options, const std::vector<Folder>& chain, const BoundSocket& bound,
+                    const struct stat& socket_st) {
+  for (uid_t uid : options.allow_uids) {
+    std::vector<gid_t> groups = GroupsOf(uid);
+    std::string problem;
+    for (const Folder& folder : chain) {
+      if (!Permits(uid, groups, folder.st, S_IXOTH)) {
+        problem = "the folder " + folder.path + " (mode " + Octal(folder.st.st_mode) + ", uid " +
+                  std::to_string(folder.st.st_uid) + ", group " + GroupName(folder.st.st_gid) +
+                  ") does not let it through: make it searchable (chmod o+x) or choose another --socket";
+        break;
+      }
+    }
+    if (problem.empty() && !Permits(uid, groups, socket_st, S_IWOTH)) {
+      problem =
+          "the socket's mode " + Octal(socket_st.st_mode) + " and group " + GroupName(socket_st.st_gid) +
+          " do not let it connect: add --socket-group with a group of uid " + std::to_string(uid) +
+          " (and --socket-mode 0660), or use --socket-mode 0666 (the helper still serves only the users "
+          "--allow-uid names)";
+    }
+    if (!problem.empty()) {
+      RemoveOwnSocket(bound);
+      fprintf(stderr, "berth-helper: --allow-uid %u could not connect to %s: %s\n",
+              static_cast<unsigned>(uid), bound.path.c_str(), problem.c_str());
+      exit(1);
+    }
+  }
+}
+
+// The listening socket at --socket, and what to remove at exit. An old socket file is replaced only when no
+// helper answers on it; any other kind of file there is left alone.
+struct OpenedSocket {
+  UniqueFd fd;
+  BoundSocket bound;
+};
+
+OpenedSocket OpenSocket(const Options& options) {
+  const size_t slash = options.socket_path.rfind('/');
+  const std::string name = options.socket_path.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") {
+    BadFlags("--socket needs the path of a file, got '" + options.socket_path + "'");
+  }
+  const std::vector<Folder> chain = WalkFolders(options.socket_path.substr(0, slash));
+  // The real path: every folder of it was checked, whatever links the given one went through.
+  const std::string path = JoinPath(chain.back().path, name);
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    fprintf(stderr, "berth-helper: %s (the real path of --socket) is too long for a Unix socket\n",
+            path.c_str());
+    exit(1);
+  }
   sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
   addr.sun_family = AF_UNIX;
   memcpy(addr.sun_path, path.c_str(), path.size());
 
-  std::string dir = path.substr(0, path.rfind('/'));
-  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    SetupFailed("cannot create the folder " + dir, errno);
-  }
-  // The folder must be the helper's own and writable by no one else: in a folder another user can write to,
-  // the socket file could be swapped for a symlink between bind() and chown(), and root would change the
-  // owner or mode of whatever the link points at.
   struct stat st;
-  if (!dir.empty()) {
-    if (lstat(dir.c_str(), &st) != 0) SetupFailed("cannot inspect the folder " + dir, errno);
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-      fprintf(stderr,
-              "berth-helper: the folder %s must be a directory owned by uid %u and writable by no one else "
-              "(use a folder such as /run/berth)\n",
-              dir.c_str(), static_cast<unsigned>(geteuid()));
-      exit(1);
-    }
-  }
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       fprintf(stderr, "berth-helper: %s exists and is not a socket; refusing to replace it\n", path.c_str());
@@ -249,7 +448,9 @@ UniqueFd OpenSocket(const Options& options) {
     if (unlink(path.c_str()) != 0) SetupFailed("cannot remove the stale socket " + path, errno);
   }
 
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM, 0));
+  OpenedSocket opened;
+  UniqueFd& fd = opened.fd;
+  fd.reset(socket(AF_UNIX, SOCK_STREAM, 0));
   if (!fd.valid()) SetupFailed("socket", errno);
   if (!SetNonBlockingCloexec(fd.get())) SetupFailed("fcntl", errno);
   // The umask gives the socket file its --socket-mode as bind() creates it: no chmod by path afterwards.
@@ -258,32 +459,40 @@ UniqueFd OpenSocket(const Options& options) {
   int bind_errno = errno;
   umask(old_umask);
   if (bound != 0) SetupFailed("cannot bind " + path, bind_errno);
+  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    fprintf(stderr, "berth-helper: %s changed under the helper while it was being set up\n", path.c_str());
+    exit(1);
+  }
+  opened.bound.path = path;
+  opened.bound.dev = st.st_dev;
+  opened.bound.ino = st.st_ino;
   if (!options.socket_group.empty()) {
     errno = 0;
     group* gr = getgrnam(options.socket_group.c_str());
     if (gr == nullptr) {
-      unlink(path.c_str());
+      RemoveOwnSocket(opened.bound);
       fprintf(stderr, "berth-helper: no group named '%s'\n", options.socket_group.c_str());
       exit(2);
     }
-    // lchown: never follows a symlink, whatever the folder check above allowed.
+    // lchown: never follows a symlink, whatever the folder checks above allowed.
     if (lchown(path.c_str(), static_cast<uid_t>(-1), gr->gr_gid) != 0) {
       int error = errno;
-      unlink(path.c_str());
+      RemoveOwnSocket(opened.bound);
       SetupFailed("cannot give " + path + " to group " + options.socket_group, error);
     }
   }
-  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || (st.st_mode & 0777) != options.socket_mode) {
-    unlink(path.c_str());
+  if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != opened.bound.dev ||
+      st.st_ino != opened.bound.ino || (st.st_mode & 0777) != options.socket_mode) {
     fprintf(stderr, "berth-helper: %s changed under the helper while it was being set up\n", path.c_str());
     exit(1);
   }
+  CheckReachable(options, chain, opened.bound, st);
   if (listen(fd.get(), kListenBacklog) != 0) {
     int error = errno;
-    unlink(path.c_str());
+    RemoveOwnSocket(opened.bound);
     SetupFailed("cannot listen on " + path, error);
   }
-  return fd;
+  return opened;
 }
 
 struct Client {
@@ -614,7 +823,6 @@ class Helper {
 }  // namespace berth
 
 int main(int argc, char** argv) {
-  using berth::UniqueFd;
   berth::Options options = berth::ParseFlags(argc, argv);
   signal(SIGPIPE, SIG_IGN);
   struct sigaction action;
@@ -624,22 +832,22 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
 
   int activated = berth::TakeActivatedSocket();
-  bool created = false;
-  UniqueFd listener;
+  berth::OpenedSocket opened;
   if (activated >= 0) {
-    listener.reset(activated);
+    // systemd created the socket (SocketMode=, SocketGroup=) and removes it: the helper touches no path.
+    opened.fd.reset(activated);
   } else {
     if (options.socket_path.empty()) berth::BadFlags("--socket PATH is required");
-    listener = berth::OpenSocket(options);
-    created = true;
+    opened = berth::OpenSocket(options);
   }
   std::string allowed = "root";
   for (uid_t uid : options.allow_uids) allowed += ", uid " + std::to_string(uid);
   fprintf(stderr, "berth-helper: listening on %s (allowed: %s; ports %u-%u)\n",
           activated >= 0 ? "the activated socket" : options.socket_path.c_str(), allowed.c_str(),
           options.port_lo, options.port_hi);
-  berth::Helper helper(options, std::move(listener));
+  berth::Helper helper(options, std::move(opened.fd));
   helper.Run();
-  if (created) unlink(options.socket_path.c_str());
+  // Only the socket it bound: whatever is at the path now may be another one's.
+  if (!opened.bound.path.empty()) berth::RemoveOwnSocket(opened.bound);
   return 0;
 }

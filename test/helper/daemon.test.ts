@@ -5,13 +5,27 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  readlinkSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createHelperBinder } from '../../app/helper/helper-binder.js';
 import {
   bindFrame,
+  decodeReply,
   encodeRequest,
   HELPER_BIN,
   isRoot,
@@ -26,6 +40,7 @@ import {
   Status,
   tempDir,
   waitListening,
+  type RawReply,
   type RunningHelper,
 } from '../support/helper-harness.js';
 import { onCleanup } from '../support/index.js';
@@ -91,8 +106,8 @@ describe('berth-helper serving', { skip }, () => {
     assert.equal(reply.version, 1);
   };
 
-  test('the socket file gets the requested mode (0660 by default)', () => {
-    assert.equal(statSync(socketPath).mode & 0o777, 0o660);
+  test('with --allow-uid and no --socket-group the socket is 0666: every peer is checked at accept', () => {
+    assert.equal(statSync(socketPath).mode & 0o777, 0o666);
   });
 
   test('answers a ping with its protocol version, through the addon too', async () => {
@@ -239,12 +254,12 @@ describe('berth-helper serving', { skip }, () => {
 });
 
 describe('berth-helper caller check', { skip }, () => {
-  test('refuses a uid that is not allowed, then keeps serving allowed ones', async (t) => {
+  // The refused caller is `nobody` when we are root, else us, with an allow-list that does not name us.
+  const stranger = isRoot ? NOBODY : process.getuid!();
+  async function strangerHelper(t: TestContext): Promise<{ socketPath: string; helper: RunningHelper }> {
     const dir = tempDir();
     chmodSync(dir.path, 0o755);
     const socketPath = join(dir.path, 'helper.sock');
-    // Allowed: this user only (root always). The refused caller is `nobody` when we are root, else us with an
-    // allow-list that does not name us.
     const allowed = isRoot ? [] : ['--allow-uid', '4242'];
     const helper = await startHelper(socketPath, [
       '--socket-mode',
@@ -257,9 +272,14 @@ describe('berth-helper caller check', { skip }, () => {
       await helper.stop();
       dir.remove();
     });
-    const reply = isRoot ? pingAsNobody(socketPath) : await rawRequest(socketPath, PING);
+    return { socketPath, helper };
+  }
+
+  test('refuses a uid that is not allowed, then keeps serving allowed ones', async (t) => {
+    const { socketPath } = await strangerHelper(t);
+    const reply = requestAs(socketPath, PING, { asNobody: isRoot });
     assert.equal(reply.status, Status.denied, JSON.stringify(reply));
-    assert.match(reply.message, new RegExp(`user ${isRoot ? NOBODY : process.getuid!()} is not allowed`));
+    assert.match(reply.message, new RegExp(`user ${stranger} is not allowed`));
     if (!isRoot) {
       await assert.rejects(createHelperBinder(socketPath).ping(), {
         code: 'EHELPERDENIED',
@@ -377,8 +397,121 @@ describe('berth-helper socket setup', { skip }, () => {
     chmodSync(dir.path, 0o777);
     const result = runHelper(['--socket', join(dir.path, 'helper.sock')]);
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /must be a directory owned by uid \d+ and writable by no one else/);
+    assert.match(result.stderr, /may be written by others \(mode 0777\) and is not sticky/);
     assert.equal(existsSync(join(dir.path, 'helper.sock')), false, 'nothing was created');
+  });
+
+  // Issue 19: only the socket's own folder was checked. With the socket at X/nob/run/helper.sock, the user
+  // owning X/nob could rename run away, put a link to another folder there, and the helper's unlink at exit
+  // removed helper.sock wherever that pointed.
+  test('refuses a socket path with a folder above its own that others can write to', (t) => {
+    const dir = tempDir();
+    onCleanup(t, () => dir.remove());
+    const shared = join(dir.path, 'shared');
+    mkdirSync(join(shared, 'run'), { recursive: true });
+    chmodSync(shared, 0o775); // group-writable, not sticky
+    const result = runHelper(['--socket', join(shared, 'run', 'helper.sock')]);
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(`${shared} may be written by others \\(mode 0775\\) and is not sticky`),
+    );
+    assert.equal(existsSync(join(shared, 'run', 'helper.sock')), false, 'nothing was created');
+  });
+
+  test(
+    'refuses a socket path with a folder above its own that belongs to another user',
+    { skip: !isRoot && 'needs root: gives a folder to nobody' },
+    (t) => {
+      const dir = tempDir();
+      onCleanup(t, () => dir.remove());
+      const nob = join(dir.path, 'nob');
+      mkdirSync(join(nob, 'run'), { recursive: true });
+      chownSync(nob, NOBODY, NOBODY);
+      chmodSync(nob, 0o755);
+      const result = runHelper(['--socket', join(nob, 'run', 'helper.sock')]);
+      assert.equal(result.status, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`${nob} belongs to uid ${NOBODY}`));
+      assert.equal(existsSync(join(nob, 'run', 'helper.sock')), false, 'nothing was created');
+    },
+  );
+
+  test('accepts a sticky folder such as /tmp above its own, and a link its own user made', async (t) => {
+    const dir = tempDir();
+    onCleanup(t, () => dir.remove());
+    const sticky = join(dir.path, 'sticky');
+    mkdirSync(join(sticky, 'real'), { recursive: true, mode: 0o755 });
+    chmodSync(sticky, 0o1777);
+    symlinkSync(join(sticky, 'real'), join(dir.path, 'link'));
+    const helper = await startHelper(join(dir.path, 'link', 'helper.sock'));
+    onCleanup(t, () => helper.stop());
+    assert.ok(statSync(join(sticky, 'real', 'helper.sock')).isSocket(), 'bound at the real path');
+    assert.equal((await rawRequest(join(dir.path, 'link', 'helper.sock'), PING)).status, Status.ok);
+    assert.equal(await helper.stop(), 0);
+    assert.equal(existsSync(join(sticky, 'real', 'helper.sock')), false, 'removed at exit');
+  });
+
+  test('at exit it removes its socket only if the file there is still the one it bound', async (t) => {
+    const dir = tempDir();
+    onCleanup(t, () => dir.remove());
+    const path = join(dir.path, 'helper.sock');
+    const helper = await startHelper(path);
+    // Its file moved away and another socket in its place (what a swapped folder would show it).
+    renameSync(path, join(dir.path, 'moved.sock'));
+    const other = net.createServer().listen(path);
+    await once(other, 'listening');
+    onCleanup(t, () => new Promise((res) => other.close(res)));
+    const before = statSync(path).ino;
+    assert.equal(await helper.stop(), 0);
+    assert.ok(existsSync(path), 'the other socket is still there');
+    assert.equal(statSync(path).ino, before);
+    assert.ok(existsSync(join(dir.path, 'moved.sock')), 'a file elsewhere is never its to remove');
+  });
+
+  test('the socket mode defaults to 0660, and to 0666 with --allow-uid and no --socket-group', async (t) => {
+    const dir = tempDir();
+    onCleanup(t, () => dir.remove());
+    chmodSync(dir.path, 0o755);
+    const group = isRoot ? 'nogroup' : undefined;
+    const cases: Array<[string[], number]> = [
+      [[], 0o660],
+      [['--allow-uid', '4242'], 0o666],
+      ...(group
+        ? [[['--allow-uid', String(NOBODY), '--socket-group', group], 0o660] as [string[], number]]
+        : []),
+      [['--allow-uid', '4242', '--socket-mode', '0606'], 0o606],
+    ];
+    for (const [i, [args, mode]] of cases.entries()) {
+      const path = join(dir.path, `mode-${i}.sock`);
+      const helper = await startHelper(path, args);
+      const got = statSync(path).mode & 0o777;
+      await helper.stop();
+      assert.equal(got, mode, `${args.join(' ')}: mode ${got.toString(8)}`);
+    }
+  });
+
+  // Issue 19: `--allow-uid 65534` printed "allowed: root, uid 65534" over a 0660 root:root socket that uid
+  // 65534 could not connect to.
+  test('refuses to start when a uid of --allow-uid could not connect, naming the flag to add', (t) => {
+    const dir = tempDir();
+    onCleanup(t, () => dir.remove());
+    chmodSync(dir.path, 0o755);
+    const path = join(dir.path, 'helper.sock');
+    const result = runHelper(['--socket', path, '--socket-mode', '0660', '--allow-uid', '4242']);
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(result.stderr, /--allow-uid 4242 could not connect to .*helper\.sock/);
+    assert.match(result.stderr, /add --socket-group .* or use --socket-mode 0666/);
+    assert.doesNotMatch(result.stderr, /listening on/);
+    assert.equal(existsSync(path), false, 'its socket was removed');
+  });
+
+  test('refuses to start when a uid of --allow-uid could not pass a folder on the way', (t) => {
+    const dir = tempDir(); // 0700
+    onCleanup(t, () => dir.remove());
+    const result = runHelper(['--socket', join(dir.path, 'helper.sock'), '--allow-uid', '4242']);
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(result.stderr, new RegExp(`the folder ${dir.path} \\(mode 0700.*make it searchable`));
+    assert.doesNotMatch(result.stderr, /listening on/);
   });
 
   test('an unknown --socket-group is a clear error', (t) => {
@@ -418,35 +551,42 @@ describe('berth-helper socket setup', { skip }, () => {
   });
 });
 
-// A raw ping sent by `nobody`, in a child process (so this process keeps its own uid).
-function pingAsNobody(socketPath: string) {
-  const script = `
-    const net = require('node:net');
-    const frame = Buffer.from(process.argv[1], 'hex');
-    const chunks = [];
-    const s = net.connect(process.argv[2], () => s.end(frame));
-    s.on('data', (c) => chunks.push(c));
-    s.on('close', () => process.stdout.write(Buffer.concat(chunks).toString('hex')));
-    s.on('error', (e) => { console.error(e.message); process.exit(3); });`;
-  const result = spawnSync(
-    'setpriv',
-    [
-      `--reuid=${NOBODY}`,
-      `--regid=${NOBODY}`,
-      '--clear-groups',
-      process.execPath,
-      '-e',
-      script,
-      PING.toString('hex'),
-      socketPath,
-    ],
-    { encoding: 'utf8', timeout: 10_000, cwd: '/' },
-  );
+// One request from another process: as `nobody` when `asNobody`, else as this user. It sends `bytes`, shuts
+// down its write side unless `hold`, and reads until EOF. A reset after the reply counts as its end: the helper
+// reads nothing from a peer it does not serve, and closing with those bytes unread resets the connection.
+function requestAs(
+  socketPath: string,
+  bytes: Buffer,
+  { asNobody, hold = false }: { asNobody: boolean; hold?: boolean },
+): RawReply & { end: 'eof' | 'reset' | 'timeout' } {
+  const script = [
+    'import json, socket, sys',
+    's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.settimeout(5)',
+    's.connect(sys.argv[1])',
+    'data = bytes.fromhex(sys.argv[2])',
+    'if data: s.sendall(data)',
+    "if sys.argv[3] == 'end': s.shutdown(socket.SHUT_WR)",
+    "got, end = b'', 'timeout'",
+    'try:',
+    '    while True:',
+    '        chunk = s.recv(4096)',
+    "        if not chunk: end = 'eof'; break",
+    '        got += chunk',
+    "except ConnectionResetError: end = 'reset'",
+    'except socket.timeout: pass',
+    "print(json.dumps({'hex': got.hex(), 'end': end}))",
+  ].join('\n');
+  const python = ['/usr/bin/python3', '-c', script, socketPath, bytes.toString('hex'), hold ? 'hold' : 'end'];
+  const argv = asNobody
+    ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', ...python]
+    : python;
+  const result = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 15_000, cwd: '/' });
   assert.equal(result.status, 0, result.stderr);
-  const hex = result.stdout.trim();
-  const frame = Buffer.from(hex, 'hex');
-  return {
-    status: frame[6],
-    message: frame.subarray(32).toString('utf8').replace(/\0+$/, ''),
-  };
+  const { hex, end } = JSON.parse(result.stdout) as { hex: string; end: 'eof' | 'reset' | 'timeout' };
+  return { ...decodeReply(Buffer.from(hex, 'hex')), end };
+}
+
+// A raw ping sent by `nobody`, in a child process (so this process keeps its own uid).
+function pingAsNobody(socketPath: string): RawReply {
+  return requestAs(socketPath, PING, { asNobody: true });
 }
