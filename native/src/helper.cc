@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,14 +41,24 @@ namespace p = protocol;
 constexpr int kListenBacklog = SOMAXCONN;
 // Node's own default backlog, so a port from the helper behaves like one bound directly.
 constexpr int kTcpBacklog = 511;
-constexpr size_t kMaxClients = 128;
+// Slots for clients it serves: in all, and for one user. The kernel's queue is first come, first served, so
+// the helper accepts whatever waits there; a user at its share gives up its own oldest unfinished request
+// for a new one, and when all slots are taken, the user holding the most does. One user's slow or stuck
+// clients therefore never keep another user's request waiting in the queue (issue 19).
+constexpr size_t kMaxClients = 512;
+constexpr size_t kMaxClientsPerUid = 128;
+// Connections accepted per turn of the loop, so a flood of them cannot hold up the clients already in.
+constexpr int kMaxAcceptsPerTurn = 64;
 // A client has this long from connect to a complete request; a slow or stuck one is answered and dropped
 // without delaying anyone else.
 constexpr int64_t kClientTimeoutMs = 5000;
-// A peer that is not allowed is answered all the same (it learns why), but may hold few slots, briefly: idle
-// connections from such users must not crowd out the users the helper serves.
+// A peer that is not allowed is answered at accept, before any byte of its request is read, and then kept
+// (few of them, briefly) only until it hangs up: idle connections from such users must not crowd out the
+// users the helper serves.
 constexpr int64_t kUntrustedTimeoutMs = 1000;
 constexpr size_t kMaxUntrustedClients = 8;
+// Out of fds (or memory) at accept: the queue is left alone this long, rather than polled in a busy loop.
+constexpr int64_t kAcceptPauseMs = 100;
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -496,15 +507,26 @@ OpenedSocket OpenSocket(const Options& options) {
 }
 
 struct Client {
+  enum class State {
+    kReading,   // a peer the helper serves, until its EOF (the end of its request)
+    kDraining,  // answered before its EOF (an oversized frame): the rest is read and dropped until its EOF
+    kRefused,   // a peer it does not serve, answered at accept: nothing is read; kept until it hangs up
+  };
   UniqueFd fd;
+  State state = State::kReading;
   uint8_t buffer[p::kRequestSize + 1];
   size_t size = 0;
+  uint64_t serial = 0;  // accept order: the oldest client has the lowest
   int64_t deadline = 0;
-  // Whether the peer (SO_PEERCRED at accept) is one the helper serves.
-  bool trusted = false;
-  // Answered before its EOF (an oversized frame): what it still sends is read and dropped until its EOF,
-  // because closing a Unix socket with unread data resets it and the client could lose the reply.
-  bool draining = false;
+  // The peer, from SO_PEERCRED at accept (the kernel's record of who connected, fixed at connect()).
+  bool known = false;
+  uid_t uid = static_cast<uid_t>(-1);
+  pid_t pid = 0;
+
+  bool trusted() const { return state != State::kRefused; }
+  std::string who() const {
+    return known ? "uid " + std::to_string(uid) + " pid " + std::to_string(pid) : std::string("unknown peer");
+  }
 };
 
 bool PeerUid(int fd, uid_t* uid, pid_t* pid) {
@@ -631,12 +653,15 @@ class Helper {
 
   void Run() {
     while (!g_stop) {
-      std::vector<pollfd> fds;
-      fds.push_back({listener_.get(), static_cast<short>(clients_.size() < kMaxClients ? POLLIN : 0), 0});
       int64_t now = NowMs();
+      const bool accepting = now >= accept_paused_until_;
+      std::vector<pollfd> fds;
+      fds.push_back({listener_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
       int64_t wait = 1000;  // also bounds how late a signal is noticed
+      if (!accepting && accept_paused_until_ - now < wait) wait = accept_paused_until_ - now;
       for (auto& client : clients_) {
-        fds.push_back({client->fd.get(), POLLIN, 0});
+        // A refused peer is only watched for its hang-up (reported whatever the events asked for).
+        fds.push_back({client->fd.get(), static_cast<short>(client->trusted() ? POLLIN : 0), 0});
         if (client->deadline - now < wait) wait = client->deadline - now;
       }
       if (wait < 0) wait = 0;
@@ -650,93 +675,154 @@ class Helper {
       std::vector<std::unique_ptr<Client>> keep;
       for (size_t i = 0; i < clients_.size(); ++i) {
         std::unique_ptr<Client>& client = clients_[i];
+        const short revents = ready > 0 ? fds[i + 1].revents : 0;
         bool done = false;
-        if (ready > 0 && (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) done = Read(*client);
-        if (!done && now >= client->deadline && client->draining) {
-          done = true;
-        } else if (!done && now >= client->deadline) {
-          Respond(*client,
-                  MakeReply(0, p::kStatusBadRequest, ETIMEDOUT, "",
-                            "no complete request (ended by shutdown) in time"),
-                  nullptr);
-          done = true;
+        if (!client->trusted()) {
+          done = (revents & (POLLHUP | POLLERR | POLLNVAL)) != 0 || now >= client->deadline;
+        } else {
+          if (revents & (POLLIN | POLLHUP | POLLERR)) done = Read(*client);
+          if (!done && now >= client->deadline) {
+            if (client->state == Client::State::kReading) {
+              Respond(*client,
+                      MakeReply(0, p::kStatusBadRequest, ETIMEDOUT, "",
+                                "no complete request (ended by shutdown) in time"),
+                      nullptr);
+            }
+            done = true;
+          }
         }
         if (!done) keep.push_back(std::move(client));
       }
       clients_ = std::move(keep);
-      if (ready > 0 && (fds[0].revents & POLLIN)) Accept();
+      if (ready > 0 && (fds[0].revents & POLLIN)) Accept(now);
     }
   }
 
  private:
-  void Accept() {
-    // Drain the backlog up to the client cap; the listener is non-blocking, so this never waits.
-    while (clients_.size() < kMaxClients) {
+  void Accept(int64_t now) {
+    // The listener is non-blocking, so this never waits; what is left is taken on the next turn.
+    for (int i = 0; i < kMaxAcceptsPerTurn; ++i) {
       int fd = accept(listener_.get(), nullptr, nullptr);
       if (fd < 0) {
-        if (errno == EINTR) continue;
-        // EAGAIN: drained. EMFILE and friends: the pending client waits in the backlog until fds free up.
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        // EAGAIN: drained. Out of fds or memory: the pending clients wait in the queue until some free up.
+        if (errno != EAGAIN && errno != EWOULDBLOCK) accept_paused_until_ = now + kAcceptPauseMs;
         return;
       }
       auto client = std::make_unique<Client>();
       client->fd.reset(fd);
       if (!SetNonBlockingCloexec(fd)) continue;
-      uid_t uid = static_cast<uid_t>(-1);
-      pid_t pid = 0;
-      client->trusted = PeerUid(fd, &uid, &pid) && Allowed(uid);
-      if (!client->trusted && UntrustedClients() >= kMaxUntrustedClients) continue;  // closed, unanswered
-      client->deadline = NowMs() + (client->trusted ? kClientTimeoutMs : kUntrustedTimeoutMs);
+      client->serial = ++accepted_;
+      client->known = PeerUid(fd, &client->uid, &client->pid);
+      // Who it is decides everything, so it is settled before a byte of its request is read.
+      if (!client->known || !Allowed(client->uid)) {
+        Refuse(std::move(client), now);
+        continue;
+      }
+      client->deadline = now + kClientTimeoutMs;
+      // Most clients have sent their whole request by now: they are served at once and take no slot.
+      if (Read(*client)) continue;
+      MakeRoomFor(client->uid);
       clients_.push_back(std::move(client));
     }
   }
 
+  // A peer the helper does not serve learns why at once. Its request is never read: the helper shuts its
+  // write side (the client reads the answer and then EOF) and keeps the connection, in one of a few slots,
+  // until the client hangs up or for a second. Closing at once would make a client still writing its
+  // request fail with EPIPE before it could read the answer.
+  void Refuse(std::unique_ptr<Client> client, int64_t now) {
+    fprintf(stderr, "berth-helper: %s: refused: user not allowed\n", client->who().c_str());
+    Respond(*client,
+            MakeReply(0, p::kStatusDenied, EPERM, "",
+                      "user " + (client->known ? std::to_string(client->uid) : std::string("?")) +
+                          " is not allowed by this berth-helper (see its --allow-uid)"),
+            nullptr);
+    shutdown(client->fd.get(), SHUT_WR);
+    size_t refused = 0;
+    for (const auto& other : clients_) refused += other->trusted() ? 0 : 1;
+    if (refused >= kMaxUntrustedClients) return;  // closed now
+    client->state = Client::State::kRefused;
+    client->deadline = now + kUntrustedTimeoutMs;
+    clients_.push_back(std::move(client));
+  }
+
+  // Frees a slot for a new client of `uid` when it needs one: the oldest client of `uid` when `uid` holds its
+  // share, else, when every slot is taken, the oldest of the user holding the most.
+  void MakeRoomFor(uid_t uid) {
+    std::map<uid_t, size_t> held;
+    size_t total = 0;
+    for (const auto& client : clients_) {
+      if (!client->trusted()) continue;
+      held[client->uid] += 1;
+      total += 1;
+    }
+    uid_t victim = uid;
+    if (held[uid] < kMaxClientsPerUid) {
+      if (total < kMaxClients) return;
+      for (const auto& entry : held) {
+        if (entry.second > held[victim]) victim = entry.first;
+      }
+    }
+    size_t oldest = clients_.size();
+    for (size_t i = 0; i < clients_.size(); ++i) {
+      const Client& client = *clients_[i];
+      if (client.trusted() && client.uid == victim &&
+          (oldest == clients_.size() || client.serial < clients_[oldest]->serial)) {
+        oldest = i;
+      }
+    }
+    if (oldest == clients_.size()) return;
+    Client& evicted = *clients_[oldest];
+    if (evicted.state == Client::State::kReading) {
+      fprintf(stderr, "berth-helper: %s: dropped: %zu unfinished requests of uid %u at once\n",
+              evicted.who().c_str(), held[victim], static_cast<unsigned>(victim));
+      Respond(evicted,
+              MakeReply(0, p::kStatusBadRequest, EBUSY, "",
+                        "no complete request in time: this user had too many unfinished requests at once"),
+              nullptr);
+    }
+    clients_.erase(clients_.begin() + static_cast<std::ptrdiff_t>(oldest));
+  }
+
   // Returns true when the client is finished with (answered or gone).
   bool Read(Client& client) {
+    const bool draining = client.state == Client::State::kDraining;
     for (;;) {
       uint8_t discard[512];
-      ssize_t n = client.draining ? recv(client.fd.get(), discard, sizeof(discard), 0)
-                                  : recv(client.fd.get(), client.buffer + client.size,
-                                         sizeof(client.buffer) - client.size, 0);
+      ssize_t n = draining ? recv(client.fd.get(), discard, sizeof(discard), 0)
+                           : recv(client.fd.get(), client.buffer + client.size,
+                                  sizeof(client.buffer) - client.size, 0);
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno != EAGAIN && errno != EWOULDBLOCK;
       }
       if (n == 0) {
-        if (!client.draining) Handle(client);
+        if (!draining) Handle(client);
         return true;
       }
-      if (client.draining) continue;
+      if (draining) continue;
       client.size += static_cast<size_t>(n);
       if (client.size > p::kRequestSize) {
-        // Answered at once; the rest is drained (bounded by the client's deadline), never buffered.
+        // Answered at once; the rest is drained (bounded by the client's deadline), never buffered: closing
+        // a Unix socket with unread data resets it, and the client could lose the reply.
         Handle(client);
         shutdown(client.fd.get(), SHUT_WR);
-        client.draining = true;
+        client.state = Client::State::kDraining;
+        return Read(client);
       }
     }
   }
 
+  // A complete request of a peer the helper serves (checked at accept).
   void Handle(Client& client) {
     p::Request request;
     p::ParseError parsed = p::ParseRequest(client.buffer, client.size, &request);
-    uid_t uid = static_cast<uid_t>(-1);
-    pid_t pid = 0;
-    bool known = PeerUid(client.fd.get(), &uid, &pid);
-    std::string who =
-        known ? "uid " + std::to_string(uid) + " pid " + std::to_string(pid) : std::string("unknown peer");
+    const std::string who = client.who();
     if (parsed != p::ParseError::kOk) {
       int error = parsed == p::ParseError::kBadVersion ? EPROTONOSUPPORT : EPROTO;
       fprintf(stderr, "berth-helper: %s: bad request: %s\n", who.c_str(), p::ParseErrorMessage(parsed));
       Respond(client, MakeReply(0, p::kStatusBadRequest, error, "", p::ParseErrorMessage(parsed)), nullptr);
-      return;
-    }
-    if (!known || !Allowed(uid)) {
-      fprintf(stderr, "berth-helper: %s: refused: user not allowed\n", who.c_str());
-      Respond(client,
-              MakeReply(request.op, p::kStatusDenied, EPERM, "",
-                        "user " + (known ? std::to_string(uid) : std::string("?")) +
-                            " is not allowed by this berth-helper (see its --allow-uid)"),
-              nullptr);
       return;
     }
     if (request.op == p::kOpPing) {
@@ -767,12 +853,6 @@ class Helper {
             bound.valid() ? "sent" : reply.message);
     Respond(client, reply, &bound);
     // `bound` closes here: the helper keeps no copy, or the port would stay bound after Berth closed it.
-  }
-
-  size_t UntrustedClients() const {
-    size_t count = 0;
-    for (const auto& client : clients_) count += client->trusted ? 0 : 1;
-    return count;
   }
 
   bool Allowed(uid_t uid) const {
@@ -817,6 +897,8 @@ class Helper {
   Options options_;
   UniqueFd listener_;
   std::vector<std::unique_ptr<Client>> clients_;
+  uint64_t accepted_ = 0;
+  int64_t accept_paused_until_ = 0;
 };
 
 }  // namespace

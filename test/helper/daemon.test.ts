@@ -12,6 +12,7 @@ import {
   closeSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readlinkSync,
   renameSync,
   statSync,
@@ -290,6 +291,32 @@ describe('berth-helper caller check', { skip }, () => {
     }
   });
 
+  // Issue 19: the helper parsed a stranger's frame before checking its uid, so garbage got "bad request".
+  test('a stranger sending garbage is told "not allowed": its request is never parsed', async (t) => {
+    const { socketPath, helper } = await strangerHelper(t);
+    for (const garbage of [
+      Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+      Buffer.alloc(4096, 0x41),
+      PING.subarray(0, 7),
+    ]) {
+      const reply = requestAs(socketPath, garbage, { asNobody: isRoot });
+      assert.equal(reply.status, Status.denied, JSON.stringify(reply));
+      assert.equal(reply.errno, 1, 'EPERM');
+      assert.match(reply.message, new RegExp(`user ${stranger} is not allowed`));
+    }
+    assert.doesNotMatch(helper.stderr(), new RegExp(`uid ${stranger} pid \\d+: bad request`));
+    assert.equal((await rawRequest(socketPath, PING)).status, isRoot ? Status.ok : Status.denied);
+  });
+
+  test('a stranger that sends nothing is answered and sees the end at once, not after a timeout', async (t) => {
+    const { socketPath } = await strangerHelper(t);
+    // It keeps its side open and sends no byte: the answer cannot depend on anything it sent.
+    const reply = requestAs(socketPath, Buffer.alloc(0), { asNobody: isRoot, hold: true });
+    assert.equal(reply.status, Status.denied, JSON.stringify(reply));
+    assert.match(reply.message, new RegExp(`user ${stranger} is not allowed`));
+    assert.equal(reply.end, 'eof', 'the helper shut its side after the answer');
+  });
+
   test(
     'a uid named by --allow-uid is served',
     { skip: !isRoot && 'needs root: runs the client as nobody' },
@@ -361,6 +388,64 @@ describe('berth-helper against users it does not serve', { skip }, () => {
       // longer than Berth's own 5 s request timeout.
       const reply = await rawRequest(socketPath, PING, true, 4000);
       assert.equal(reply.status, Status.ok);
+    },
+  );
+});
+
+describe('berth-helper slots shared per user', { skip }, () => {
+  // Issue 19: 200 slow clients of one allowed user held every slot, and another user's request waited in the
+  // queue behind them (4.7 s) until their 5 s ran out.
+  test(
+    "200 slow clients of one allowed user delay another user's request by no more than about a second",
+    { skip: !isRoot && 'needs root: holds the slow clients as nobody' },
+    async (t) => {
+      const dir = tempDir();
+      chmodSync(dir.path, 0o755);
+      const socketPath = join(dir.path, 'helper.sock');
+      const helper = await startHelper(socketPath, ['--socket-mode', '0666', '--allow-uid', String(NOBODY)]);
+      // nobody opens 200 connections, each with a third of a request, and keeps them (bounded: 20 s at most).
+      const hog = spawn(
+        'setpriv',
+        [
+          `--reuid=${NOBODY}`,
+          `--regid=${NOBODY}`,
+          '--clear-groups',
+          '/usr/bin/python3',
+          '-c',
+          [
+            'import socket, sys, time',
+            'held = []',
+            'for _ in range(200):',
+            '    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+            '    s.connect(sys.argv[1]); s.send(bytes.fromhex(sys.argv[2]))',
+            '    held.append(s)',
+            'print("holding", flush=True)',
+            'time.sleep(20)',
+          ].join('\n'),
+          socketPath,
+          PING.subarray(0, 10).toString('hex'),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      onCleanup(t, async () => {
+        hog.kill('SIGKILL');
+        await helper.stop();
+        dir.remove();
+      });
+      await new Promise((resolve, reject) => {
+        hog.stdout.once('data', resolve);
+        hog.once('exit', (code) => reject(new Error(`the slow-client holder exited (${code})`)));
+      });
+      const started = Date.now();
+      const reply = await rawRequest(socketPath, PING, true, 10_000);
+      const waited = Date.now() - started;
+      assert.equal(reply.status, Status.ok, JSON.stringify(reply));
+      assert.ok(waited < 2000, `root's ping waited ${waited} ms behind nobody's slow clients`);
+      // Each user holds at most its share of slots (128): the helper does not keep an fd per slow client.
+      const fds = readdirSync(`/proc/${helper.process.pid}/fd`).length;
+      assert.ok(fds <= 128 + 16, `berth-helper holds ${fds} fds`);
+      // And nobody's own new request is served too: its oldest slow client gave up its slot.
+      assert.equal(pingAsNobody(socketPath).status, Status.ok);
     },
   );
 });
