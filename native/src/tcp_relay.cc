@@ -192,8 +192,12 @@ void TcpRelay::Accept() {
       int error = errno;
       if (error == EINTR || error == ECONNABORTED) continue;
       if (error == EAGAIN || error == EWOULDBLOCK) return;
+      // Out of fds: counted per connection shed, not here (issue 19: one count stood for a whole batch).
+      if (error == EMFILE || error == ENFILE) {
+        Shed(error);
+        return;
+      }
       errors_.RecordErrno(error, "accept");
-      if (error == EMFILE || error == ENFILE) Shed();
       return;
     }
     if (stats_.active >= options_.max_connections) {
@@ -204,22 +208,30 @@ void TcpRelay::Accept() {
   }
 }
 
-// Out of fds: the pending connections cannot be served, and while they are queued the listener stays
-// readable. Close the spare fd, accept and close them all, take the spare again (libuv's EMFILE trick).
-void TcpRelay::Shed() {
+// Out of fds (`error`: EMFILE or ENFILE): the pending connections cannot be served, and while they are queued
+// the listener stays readable. Close the spare fd, accept and close them, take the spare again (libuv's
+// EMFILE trick). Each connection shed is counted as that error of accept(), so the forward's error count says
+// how many clients were turned away.
+void TcpRelay::Shed(int error) {
+  // The spare may be missing since an earlier shed could not take it back: try again first.
+  if (!reserve_.valid()) reserve_.reset(open("/", O_RDONLY | O_CLOEXEC));
   if (reserve_.valid()) {
     reserve_.reset();
     // Bounded, so a storm of connections cannot hold the loop; the listener stays readable for the rest.
     for (int i = 0; i < kMaxShed; ++i) {
       UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (fd.valid()) continue;  // closed at once
+      if (fd.valid()) {
+        errors_.RecordErrno(error, "accept");
+        continue;  // closed at once
+      }
       if (errno == EINTR || errno == ECONNABORTED) continue;
       break;
     }
     reserve_.reset(open("/", O_RDONLY | O_CLOEXEC));
   }
   if (!reserve_.valid()) {
-    // No spare to give up: stop listening for a moment rather than spin on a readable listener.
+    // No spare to give up: stop listening for a moment rather than spin on a readable listener. The queued
+    // connections are served or shed (and counted) once it listens again.
     epoll_.Unwatch(listener_.get(), &listener_watch_);
     paused_until_ = now_ + kPauseMs;
     ArmTimer(paused_until_);

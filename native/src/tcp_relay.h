@@ -97,7 +97,7 @@ class TcpRelay {
 
   void Dispatch();
   void Accept();
-  void Shed();
+  void Shed(int error);
   void OpenConnection(UniqueFd fd);
   void Connect(Conn* conn);
   void ConnectFailed(Conn* conn, int error);
