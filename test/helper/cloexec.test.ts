@@ -15,8 +15,7 @@ import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
-  isRoot,
-  missingBuild,
+  helperAsRootSkip,
   NOBODY,
   randomPort,
   ROOT,
@@ -29,19 +28,7 @@ import { EngineDriver } from '../support/engine-driver.js';
 const DRIVER = join(ROOT, 'test', 'fixtures', 'helper', 'engine-as-nobody.ts');
 const PORTS = { lo: 600, hi: 999 };
 
-function whyNot(): string | false {
-  const built = missingBuild();
-  if (built) return built;
-  if (!isRoot) return 'needs root: runs berth-helper as root and Berth as nobody (CI runs as root)';
-  if (process.platform !== 'linux') return 'needs Linux: reads /proc/PID/fd and uses setpriv';
-  const start = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
-  if (start <= PORTS.lo) {
-    return `needs net.ipv4.ip_unprivileged_port_start > ${PORTS.lo} (it is ${start}): nobody could bind the port directly and never ask the helper`;
-  }
-  return false;
-}
-
-const skip = whyNot();
+const skip = helperAsRootSkip(PORTS, 'reads /proc/PID/fd and uses setpriv');
 
 /** `setpriv` prefix that runs a command as nobody:nogroup with no supplementary groups. */
 const AS_NOBODY = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];

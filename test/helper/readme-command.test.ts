@@ -6,29 +6,17 @@
  * software owns: every folder above it is root's or sticky, as the helper requires.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { EngineDriver } from '../support/engine-driver.js';
-import { isRoot, missingBuild, NOBODY, randomPort, startHelper, tempDir } from '../support/helper-harness.js';
+import { helperAsRootSkip, NOBODY, randomPort, startHelper, tempDir } from '../support/helper-harness.js';
 
 const PORTS = { lo: 600, hi: 999 };
 
-function whyNot(): string | false {
-  const built = missingBuild();
-  if (built) return built;
-  if (!isRoot) return 'needs root: runs berth-helper as root and Berth as nobody (CI runs as root)';
-  if (process.platform !== 'linux') return 'needs Linux: uses setpriv';
-  const start = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
-  if (start <= PORTS.lo) {
-    return `needs net.ipv4.ip_unprivileged_port_start > ${PORTS.lo} (it is ${start}): nobody could bind the port directly and never ask the helper`;
-  }
-  return false;
-}
-
 test(
   "the README's `berth-helper --socket .../berth/helper.sock --allow-uid UID` serves UID",
-  { skip: whyNot() },
+  { skip: helperAsRootSkip(PORTS) },
   async () => {
     const dir = tempDir();
     chmodSync(dir.path, 0o755);

@@ -1,6 +1,6 @@
 /** Shared pieces of the helper tests: starting a real berth-helper, raw protocol frames, ports, fd counts. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -28,6 +28,22 @@ export function missingBuild(): string | undefined {
 
 /** True when this process runs as root. */
 export const isRoot = process.getuid?.() === 0;
+
+/**
+ * Why a test that runs berth-helper as root and Berth as nobody on a port in `ports` cannot run here, or false.
+ * `linuxNeeds` says what it uses of Linux (setpriv, /proc).
+ */
+export function helperAsRootSkip(ports: { lo: number }, linuxNeeds = 'uses setpriv'): string | false {
+  const built = missingBuild();
+  if (built) return built;
+  if (!isRoot) return 'needs root: runs berth-helper as root and Berth as nobody (CI runs as root)';
+  if (process.platform !== 'linux') return `needs Linux: ${linuxNeeds}`;
+  const start = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+  if (start <= ports.lo) {
+    return `needs net.ipv4.ip_unprivileged_port_start > ${ports.lo} (it is ${start}): nobody could bind the port directly and never ask the helper`;
+  }
+  return false;
+}
 
 /** The uid and gid of `nobody` on Debian. */
 export const NOBODY = 65534;
