@@ -88,11 +88,16 @@ export function targetProblem(target: Target, err: NodeJS.ErrnoException): Forwa
   }
 }
 
-/** A UDP forward dropped datagrams from a new client because it already has `max` sessions. */
-export function maxSessionsProblem(max: number): ForwardProblem {
+/**
+ * A UDP forward dropped datagrams from a new client: it already had `max` sessions, or `perSource` from the
+ * client's address, and none of them was idle enough to make room.
+ */
+export function maxSessionsProblem(max: number, perSource: number): ForwardProblem {
   return {
     code: 'EMAXSESSIONS',
-    message: `More than ${max} UDP clients at once: datagrams from a new one were dropped.`,
+    message:
+      `More than ${max} UDP clients at once, or ${perSource} from one address, all active: ` +
+      'datagrams from a new one were dropped.',
   };
 }
 

@@ -1,7 +1,8 @@
 /**
  * UDP forwarding through the addon's relay (native/src/udp_relay.cc): the datagrams never enter JavaScript.
  * The relay reads and writes them in batches (recvmmsg/sendmmsg) on Node's own event loop, keeps one connected
- * upstream socket per client address, expires idle sessions and caps their number. The bookkeeping around it
+ * upstream socket per client address, expires idle sessions and caps their number, in all and per source address
+ * (making room with the least recently used idle session). The bookkeeping around it
  * is NativeForwarder's (data-plane.ts).
  */
 import type { Forward } from '../config/schema.js';
@@ -15,7 +16,7 @@ import {
 import { NativeForwarder } from './data-plane.js';
 import type { PrivilegedBinder } from './listener.js';
 import { maxSessionsProblem, targetProblem, type ForwardProblem } from './messages.js';
-import type { UdpLimits } from './limits.js';
+import { sessionsPerSource, type UdpLimits } from './limits.js';
 
 /** The part of the addon this forwarder uses. */
 export type NativeUdp = Pick<UdpRelayExports, 'bindUdp' | 'UdpRelay'>;
@@ -38,7 +39,18 @@ export class NativeUdpForwarder extends NativeForwarder<UdpRelay> {
 
   protected open(fd: number): UdpRelay {
     const { idleTimeoutMs, maxSessions } = this.limits;
-    return openUdpRelay(this.native, { fd, target: this.target(), idleTimeoutMs, maxSessions });
+    const maxSessionsPerSource = this.share();
+    return openUdpRelay(this.native, {
+      fd,
+      target: this.target(),
+      idleTimeoutMs,
+      maxSessions,
+      maxSessionsPerSource,
+    });
+  }
+
+  private share(): number {
+    return this.limits.maxSessionsPerSource ?? sessionsPerSource(this.limits.maxSessions);
   }
 
   protected retarget(relay: UdpRelay): void {
@@ -46,7 +58,7 @@ export class NativeUdpForwarder extends NativeForwarder<UdpRelay> {
   }
 
   protected problem(error: RelayError): ForwardProblem {
-    if (error.code === 'EMAXSESSIONS') return maxSessionsProblem(this.limits.maxSessions);
+    if (error.code === 'EMAXSESSIONS') return maxSessionsProblem(this.limits.maxSessions, this.share());
     return targetProblem(this.forward.target, NativeForwarder.errnoError(error));
   }
 

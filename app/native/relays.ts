@@ -72,8 +72,17 @@ export interface UdpRelayTarget {
 export interface UdpRelayLimits {
   /** A session without a datagram either way for this long is closed. */
   idleTimeoutMs: number;
-  /** Concurrent sessions (client addresses); datagrams of further clients are dropped and counted (EMAXSESSIONS). */
+  /**
+   * Concurrent sessions (client addresses). At the cap the least recently used session idle for 1 s (or the idle
+   * timeout, if shorter) makes room for a new client; when none is, the datagram is dropped and counted (EMAXSESSIONS).
+   */
   maxSessions: number;
+  /**
+   * Concurrent sessions of one source address (any port), 1 or more; default a quarter of maxSessions, rounded up.
+   * At this share the source's own least recently used idle session makes room, else the datagram is dropped and
+   * counted (EMAXSESSIONS): one sender cannot lock the others out.
+   */
+  maxSessionsPerSource?: number;
 }
 
 /** What a UDP relay is made of: its bound socket, its target and its limits. */
@@ -95,8 +104,10 @@ export interface UdpRelayStats {
   total: number;
   /** Failures a user should see; `lastError` is the latest of them. */
   errors: number;
-  /** Datagrams not delivered: full socket buffers, truncation, the session cap, no session socket. */
+  /** Datagrams not delivered: full socket buffers, truncation, the session caps, no session socket. */
   dropped: number;
+  /** Idle sessions closed to make room for a new client at a cap. */
+  evicted: number;
   lastError: RelayError | null;
 }
 
@@ -230,6 +241,8 @@ export function openUdpRelay(native: Pick<UdpRelayExports, 'UdpRelay'>, options:
   checkUdpTarget(options.target);
   checkMs('idleTimeoutMs', options.idleTimeoutMs, false);
   checkCount('maxSessions', options.maxSessions);
+  if (options.maxSessionsPerSource !== undefined)
+    checkCount('maxSessionsPerSource', options.maxSessionsPerSource);
   const relay = new native.UdpRelay(options);
   return {
     stats: () => relay.stats(),

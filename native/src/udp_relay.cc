@@ -11,6 +11,11 @@
 // source port each time), so a uv_poll_t per session would cost its checks and system calls as often as
 // the TCP relay's connections would.
 //
+// Sessions are kept in least-recently-used order, all of them and those of each source address, in lists
+// threaded through the sessions themselves (a touch is a few pointer moves, no allocation). At a cap, the
+// least recently used idle session of the source (at its share) or of all (at maxSessions) makes room for a
+// new client, so one sender cannot lock the others out for a whole idle timeout (issue 19).
+//
 // Every socket is close-on-exec from creation (SOCK_CLOEXEC, EPOLL_CLOEXEC): a backend Berth spawns must
 // never inherit a listener or a session (docs/forwarding.md).
 #include "udp_relay.h"
@@ -118,12 +123,105 @@ bool MakeKey(const sockaddr_storage& addr, socklen_t len, ClientKey* key) {
 
 // One client's session: a socket connected to the target.
 struct UdpRelay::Session {
+  struct Links {
+    Session* newer = nullptr;
+    Session* older = nullptr;
+  };
   UniqueFd fd;
   EpollWatch watch;
+  ClientKey key;
+  Source* source = nullptr;
   sockaddr_storage client;
   socklen_t client_len = 0;
   uint64_t last_active = 0;  // loop ms of the last datagram either way
+  Links all;                 // in lru_
+  Links same_source;         // in source->sessions
+  bool dead = false;         // evicted during dispatch: its events are skipped
+  std::unique_ptr<Session> next_dead;
+
+  static Links& Of(Session* session, bool by_source) {
+    return by_source ? session->same_source : session->all;
+  }
 };
+
+void UdpRelay::Unlink(SessionList* list, Session* session, bool by_source) {
+  Session::Links& links = Session::Of(session, by_source);
+  if (links.newer != nullptr) {
+    Session::Of(links.newer, by_source).older = links.older;
+  } else {
+    list->newest = links.older;
+  }
+  if (links.older != nullptr) {
+    Session::Of(links.older, by_source).newer = links.newer;
+  } else {
+    list->oldest = links.newer;
+  }
+  links = Session::Links();
+  list->size -= 1;
+}
+
+void UdpRelay::PushNewest(SessionList* list, Session* session, bool by_source) {
+  Session::Links& links = Session::Of(session, by_source);
+  links.newer = nullptr;
+  links.older = list->newest;
+  if (list->newest != nullptr) Session::Of(list->newest, by_source).newer = session;
+  list->newest = session;
+  if (list->oldest == nullptr) list->oldest = session;
+  list->size += 1;
+}
+
+// A datagram either way: the session becomes the most recently used, of all and of its source.
+void UdpRelay::Touch(Session* session) {
+  session->last_active = now_;
+  if (lru_.newest != session) {
+    Unlink(&lru_, session, false);
+    PushNewest(&lru_, session, false);
+  }
+  SessionList* mine = &session->source->sessions;
+  if (mine->newest != session) {
+    Unlink(mine, session, true);
+    PushNewest(mine, session, true);
+  }
+}
+
+// Closes the least recently used session of `list` if it is idle: false when none is.
+bool UdpRelay::EvictIdle(const SessionList& list) {
+  Session* oldest = list.oldest;
+  const uint64_t idle_after =
+      options_.idle_timeout_ms < kEvictIdleMs ? options_.idle_timeout_ms : kEvictIdleMs;
+  if (oldest == nullptr || now_ - oldest->last_active < idle_after) return false;
+  CloseSession(oldest, true);
+  stats_.evicted += 1;
+  return true;
+}
+
+// Closes the session's socket now; its memory goes at once, or, `in_dispatch`, at the end of the batch.
+void UdpRelay::CloseSession(Session* session, bool in_dispatch) {
+  epoll_.Unwatch(session->fd.get(), &session->watch);
+  Unlink(&lru_, session, false);
+  Source* source = session->source;
+  Unlink(&source->sessions, session, true);
+  if (source->sessions.size == 0) {
+    const ClientKey source_key = source->key;
+    sources_.erase(source_key);
+  }
+  auto found = sessions_.find(session->key);
+  std::unique_ptr<Session> owned = std::move(found->second);
+  sessions_.erase(found);
+  if (!in_dispatch) return;  // `owned` frees it
+  owned->fd.reset();
+  owned->dead = true;
+  owned->next_dead = std::move(dead_);
+  dead_ = std::move(owned);
+}
+
+// One at a time, not recursively through next_dead: a batch may evict many.
+void UdpRelay::FreeDead() {
+  while (dead_) {
+    std::unique_ptr<Session> next = std::move(dead_->next_dead);
+    dead_ = std::move(next);
+  }
+}
 
 UdpRelay::UdpRelay(UdpTarget target, UdpRelayOptions options) : target_(target), options_(options) {}
 
@@ -173,7 +271,10 @@ uint64_t UdpRelay::sweep_every_ms() const {
 void UdpRelay::Close() {
   if (closed_) return;
   closed_ = true;
+  FreeDead();
+  lru_ = SessionList();
   sessions_.clear();  // no epoll_ctl for each: the whole epoll goes next
+  sources_.clear();
   epoll_.Close();
   listener_.reset();
   claim_.Drop();
@@ -194,7 +295,8 @@ void UdpRelay::OnReadable(uint64_t now) {
     int n = epoll_.Ready(events, kMaxEvents);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    // Sessions close only in Sweep() and Close(), never during this loop, so every event names a live one.
+    // A session evicted during this loop is freed only after it (FreeDead), so every event names one that
+    // is alive or marked dead.
     for (int i = 0; i < n && !spent; ++i) {
       const uint32_t ready = events[i].events;
       if ((events[i].data.u64 & 1) == kTagListener) {
@@ -202,24 +304,21 @@ void UdpRelay::OnReadable(uint64_t now) {
         ReadClients();
       } else {
         auto* session = reinterpret_cast<Session*>(events[i].data.u64 & ~uint64_t{1});
+        if (session->dead) continue;
         if ((ready & EPOLLERR) && !ClearError(session->fd.get(), &session->watch)) continue;
         ReadReplies(session);
       }
       spent = stats_.to_target + stats_.from_target - moved_before >= kMaxBytesPerCallback;
     }
+    FreeDead();
     if (n < kMaxEvents) break;
   }
 }
 
 void UdpRelay::Sweep(uint64_t now) {
-  for (auto it = sessions_.begin(); it != sessions_.end();) {
-    Session* session = it->second.get();
-    if (now - session->last_active >= options_.idle_timeout_ms) {
-      epoll_.Unwatch(session->fd.get(), &session->watch);
-      it = sessions_.erase(it);  // closes the fd
-    } else {
-      ++it;
-    }
+  // Least recently used first: the first session not idle that long ends the sweep.
+  while (lru_.oldest != nullptr && now - lru_.oldest->last_active >= options_.idle_timeout_ms) {
+    CloseSession(lru_.oldest, false);
   }
 }
 
@@ -274,7 +373,7 @@ void UdpRelay::ReadClients() {
         batch.SetOut(run++, i++, nullptr, 0);
       } while (i < count && !(batch.in[i].msg_hdr.msg_flags & MSG_TRUNC) &&
                MakeKey(batch.names[i], batch.in[i].msg_hdr.msg_namelen, &next) && next == key);
-      session->last_active = now_;
+      Touch(session);
       Send(session->fd.get(), batch.out, run, &stats_.to_target, &stats_.datagrams_to_target);
     }
     if (count < kBatch) return;
@@ -302,7 +401,7 @@ void UdpRelay::ReadReplies(Session* session) {
       }
       batch.SetOut(out++, i, &session->client, session->client_len);
     }
-    session->last_active = now_;
+    Touch(session);
     Send(listener_.get(), batch.out, out, &stats_.from_target, &stats_.datagrams_from_target);
     if (count < kBatch) return;
   }
@@ -332,14 +431,25 @@ void UdpRelay::Send(int fd, mmsghdr* msgs, unsigned count, uint64_t* bytes, uint
   }
 }
 
-// The client's session, opened if it has none. nullptr (counted, the datagram dropped) at the session cap
-// or when the session socket cannot be made.
+// The client's session, opened if it has none. At the source's share, or at the session cap, the least
+// recently used idle session of that source, or of all, makes room. nullptr (counted, the datagram dropped)
+// when none can, or when the session socket cannot be made.
 UdpRelay::Session* UdpRelay::FindOrOpen(const ClientKey& key, const sockaddr_storage& client,
                                         socklen_t client_len) {
   auto found = sessions_.find(key);
   if (found != sessions_.end()) return found->second.get();
   stats_.dropped += 1;  // taken back below once the session is open
-  if (sessions_.size() >= options_.max_sessions) {
+  ClientKey source_key = key;
+  source_key.bytes[2] = 0;  // the port (MakeKey): a source is an address
+  source_key.bytes[3] = 0;
+  auto source_it = sources_.find(source_key);
+  const size_t from_source = source_it == sources_.end() ? 0 : source_it->second.sessions.size;
+  if (from_source >= options_.max_sessions_per_source) {
+    if (!EvictIdle(source_it->second.sessions)) {
+      errors_.RecordCode("EMAXSESSIONS");
+      return nullptr;
+    }
+  } else if (sessions_.size() >= options_.max_sessions && !EvictIdle(lru_)) {
     errors_.RecordCode("EMAXSESSIONS");
     return nullptr;
   }
@@ -358,20 +468,33 @@ UdpRelay::Session* UdpRelay::FindOrOpen(const ClientKey& key, const sockaddr_sto
     errors_.RecordErrno(errno, "connect");
     return nullptr;
   }
+  session->key = key;
   session->client = client;
   session->client_len = client_len;
   session->last_active = now_;
   Session* raw = session.get();
+  Source* source;
+  try {
+    source = &sources_.try_emplace(source_key).first->second;  // an eviction above may have removed it
+  } catch (const std::bad_alloc&) {
+    errors_.RecordErrno(ENOMEM, "malloc");
+    return nullptr;  // `session` closes the fd
+  }
+  source->key = source_key;
   try {
     sessions_.emplace(key, std::move(session));
   } catch (const std::bad_alloc&) {
+    if (source->sessions.size == 0) sources_.erase(source_key);
     errors_.RecordErrno(ENOMEM, "malloc");
     return nullptr;  // `session` (not moved from when emplace throws) closes the fd
   }
+  raw->source = source;
+  PushNewest(&lru_, raw, false);
+  PushNewest(&source->sessions, raw, true);
   const uint64_t tag = reinterpret_cast<uint64_t>(raw) | kTagSession;
   if (int error = epoll_.Watch(raw->fd.get(), &raw->watch, EPOLLIN, tag)) {
     errors_.RecordErrno(error, "epoll_ctl");
-    sessions_.erase(key);
+    CloseSession(raw, false);  // new, so no event of this batch names it
     return nullptr;
   }
   stats_.dropped -= 1;

@@ -30,7 +30,16 @@ struct UdpTarget {
 struct UdpRelayOptions {
   uint64_t idle_timeout_ms = 0;  // a session without a datagram either way this long is closed
   size_t max_sessions = 0;
+  // Sessions of one source address (any port): one sender cannot take every session.
+  size_t max_sessions_per_source = 0;
 };
+
+// The default share of one source address: a quarter of the sessions (app/engine/limits.ts says the same).
+inline size_t DefaultSessionsPerSource(size_t max_sessions) { return (max_sessions + 3) / 4; }
+
+// A session is idle, and may make room for a new client at a cap, once no datagram has passed either way for
+// this long (or for the idle timeout, when that is shorter).
+constexpr uint64_t kEvictIdleMs = 1000;
 
 // Counters since the relay started.
 struct UdpRelayStats {
@@ -41,6 +50,7 @@ struct UdpRelayStats {
   uint64_t active = 0;  // open sessions
   uint64_t total = 0;   // sessions ever opened
   uint64_t dropped = 0;
+  uint64_t evicted = 0;  // idle sessions closed to make room for a new client at a cap
 };
 
 // A client's identity: family, port, IPv6 scope and address, zero-padded so it compares with memcmp.
@@ -95,6 +105,24 @@ class UdpRelay {
  private:
   struct Session;
 
+  // The sessions through one pair of their links, most recently used first.
+  struct SessionList {
+    Session* newest = nullptr;
+    Session* oldest = nullptr;
+    size_t size = 0;
+  };
+  // The sessions of one source address.
+  struct Source {
+    ClientKey key;  // the address, port zeroed
+    SessionList sessions;
+  };
+
+  static void Unlink(SessionList* list, Session* session, bool by_source);
+  static void PushNewest(SessionList* list, Session* session, bool by_source);
+  void Touch(Session* session);
+  bool EvictIdle(const SessionList& list);
+  void CloseSession(Session* session, bool in_dispatch);
+  void FreeDead();
   bool ClearError(int fd, EpollWatch* watch);
   void ReadClients();
   void ReadReplies(Session* session);
@@ -111,6 +139,11 @@ class UdpRelay {
   EpollWatch listener_watch_;
   EpollSet epoll_;
   std::unordered_map<ClientKey, std::unique_ptr<Session>, ClientKeyHash> sessions_;
+  std::unordered_map<ClientKey, Source, ClientKeyHash> sources_;
+  SessionList lru_;  // every session
+  // Sessions evicted during event dispatch, freed at the end of its batch: a later event of the same
+  // epoll_wait may still name them.
+  std::unique_ptr<Session> dead_;
   UdpRelayStats stats_;
   ErrorLog errors_;
 };

@@ -6,7 +6,7 @@
 //   udpRelayAvailable -> boolean (false and nothing else off Linux)
 //   bindUdp(address, port) -> fd
 //   udpLocalPort(fd) -> port
-//   new UdpRelay({ fd, target: { address, port }, idleTimeoutMs, maxSessions })
+//   new UdpRelay({ fd, target: { address, port }, idleTimeoutMs, maxSessions, maxSessionsPerSource? })
 //     .stats() .setTarget(target) .close()
 // There are no callbacks into JavaScript: the engine polls stats().
 #include "addon.h"
@@ -39,7 +39,7 @@ void InitUdpRelay(Napi::Env env, Napi::Object exports) {
 
 namespace {
 
-constexpr const char* kShape = "{ fd, target, idleTimeoutMs, maxSessions }";
+constexpr const char* kShape = "{ fd, target, idleTimeoutMs, maxSessions, maxSessionsPerSource? }";
 
 // An IPv4 or IPv6 literal (the latter optionally with %scope) and a port, as a socket address. TypeError
 // when either is bad; `label` names them. `min_port` is 0 where port 0 means "any".
@@ -123,6 +123,11 @@ class UdpRelayObject : public Napi::ObjectWrap<UdpRelayObject>, public OpenRelay
         MillisecondsOption(env, options, "idleTimeoutMs", false, "options.idleTimeoutMs");
     parsed.max_sessions =
         static_cast<size_t>(IntegerOption(env, options, "maxSessions", 1, 2147483647, "options.maxSessions"));
+    parsed.max_sessions_per_source =
+        options.Get("maxSessionsPerSource").IsUndefined()
+            ? DefaultSessionsPerSource(parsed.max_sessions)
+            : static_cast<size_t>(IntegerOption(env, options, "maxSessionsPerSource", 1, 2147483647,
+                                                "options.maxSessionsPerSource"));
 
     relay_.reset(new UdpRelay(target, parsed));
     const std::string what = "fd " + std::to_string(fd);
@@ -174,6 +179,7 @@ class UdpRelayObject : public Napi::ObjectWrap<UdpRelayObject>, public OpenRelay
     out.Set("total", Napi::Number::New(env, static_cast<double>(stats.total)));
     out.Set("errors", Napi::Number::New(env, static_cast<double>(relay_->errors().count())));
     out.Set("dropped", Napi::Number::New(env, static_cast<double>(stats.dropped)));
+    out.Set("evicted", Napi::Number::New(env, static_cast<double>(stats.evicted)));
     out.Set("lastError", LastError(env, relay_->errors()));
     return out;
   }

@@ -61,6 +61,27 @@ async function addUdp(engine: Engine, id: string, targetPort: number, host = '12
   return port;
 }
 
+/** The reply to `text`, sent again every 100 ms until one comes, or undefined after `limitMs`. */
+async function askUntil(
+  client: dgram.Socket,
+  port: number,
+  text: string,
+  limitMs: number,
+): Promise<string | undefined> {
+  let reply: string | undefined;
+  const onMessage = (data: Buffer) => (reply ??= data.toString());
+  client.on('message', onMessage);
+  try {
+    for (const deadline = Date.now() + limitMs; reply === undefined && Date.now() < deadline;) {
+      client.send(text, port, '127.0.0.1');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return reply;
+  } finally {
+    client.off('message', onMessage);
+  }
+}
+
 const forwardOf = async (engine: Engine) => (await engine.call('status', {})).forwards[0];
 
 // dgram sockets of this process (the native relay has none: its sockets are not libuv handles).
@@ -119,6 +140,52 @@ for (const { dataPlane, skip } of dataPlanes('udp')) {
       assert.equal((await forwardOf(engine))?.lastError?.code, 'EMAXSESSIONS');
       assert.equal(target.sources.size, 1, 'the second client never reached the target');
     });
+
+    // Issue 19: 1,024 datagrams from distinct source ports filled the session cap, and new clients were
+    // dropped for the whole 60 s idle timeout.
+    test('one source address cannot take every session: another is served at once', { skip }, async (t) => {
+      // 8 sessions, 2 per source address by default (a quarter).
+      const { engine } = await startEngine(t, { udp: { maxSessions: 8, idleTimeoutMs: 60_000, dataPlane } });
+      const target = await udpTarget(t);
+      const port = await addUdp(engine, 'flood', target.port);
+      const flood = await Promise.all(Array.from({ length: 8 }, () => udpClient(t)));
+      for (const [i, client] of flood.entries()) client.send(`flood ${i}`, port, '127.0.0.1');
+      await until(
+        async () => (await forwardOf(engine))?.errors === 6,
+        "the datagrams beyond 127.0.0.1's share",
+      );
+      assert.equal((await forwardOf(engine))?.lastError?.code, 'EMAXSESSIONS');
+      const other = await udpClient(t, '127.0.0.2');
+      assert.match((await askUntil(other, port, 'other', 3000)) ?? 'no reply', /^other via \d+$/);
+      assert.equal((await forwardOf(engine))?.connections.active, 3);
+    });
+
+    test(
+      'at the cap the least recently used idle session makes room for a new client',
+      { skip },
+      async (t) => {
+        const udp = { maxSessions: 4, maxSessionsPerSource: 4, idleTimeoutMs: 60_000, dataPlane };
+        const { engine } = await startEngine(t, { udp });
+        const target = await udpTarget(t);
+        const port = await addUdp(engine, 'lru', target.port);
+        const held = await Promise.all(Array.from({ length: 4 }, () => udpClient(t)));
+        for (const [i, client] of held.entries()) await ask(client, port, `held ${i}`);
+        const late = await udpClient(t);
+        late.send('too soon', port, '127.0.0.1');
+        await until(
+          async () => (await forwardOf(engine))?.errors === 1,
+          'the late client to be dropped at first',
+        );
+        // held[1..3] stay busy; held[0] goes quiet and, after a second, makes room: well before the 60 s.
+        const busy = setInterval(() => held.slice(1).forEach((c) => c.send('busy', port, '127.0.0.1')), 100);
+        onCleanup(t, () => clearInterval(busy));
+        assert.match((await askUntil(late, port, 'late', 5000)) ?? 'no reply', /^late via \d+$/);
+        clearInterval(busy);
+        const status = await forwardOf(engine);
+        assert.deepEqual(status?.connections, { active: 4, total: 5 });
+        assert.equal(target.sources.size, 5, 'one upstream port per session ever opened');
+      },
+    );
 
     test('many datagrams in flight are all answered, each to its sender', { skip }, async (t) => {
       const { engine } = await startEngine(t, { udp: { dataPlane } });

@@ -78,7 +78,7 @@ async function client(t: TestContext, host = '127.0.0.1'): Promise<dgram.Socket 
 function relay(
   t: TestContext,
   targetPort: number,
-  options: { host?: string; idleMs?: number; max?: number; targetHost?: string } = {},
+  options: { host?: string; idleMs?: number; max?: number; perSource?: number; targetHost?: string } = {},
 ): { relay: UdpRelay; port: number; fd: number } {
   const host = options.host ?? '127.0.0.1';
   const fd = native.bindUdp(host, 0);
@@ -90,6 +90,7 @@ function relay(
       target: { address: options.targetHost ?? host, port: targetPort },
       idleTimeoutMs: options.idleMs ?? 30_000,
       maxSessions: options.max ?? 100,
+      ...(options.perSource !== undefined ? { maxSessionsPerSource: options.perSource } : {}),
     });
   } catch (err) {
     closeSync(fd);
@@ -194,6 +195,7 @@ describe('native UDP relay', { skip }, () => {
       total: 0,
       errors: 0,
       dropped: 0,
+      evicted: 0,
       lastError: null,
     });
     const a = await client(t);
@@ -228,7 +230,8 @@ describe('native UDP relay', { skip }, () => {
 
   test('maxSessions: a further client is dropped and reported, the others are still served', async (t) => {
     const echo = await target(t);
-    const { relay: r, port } = relay(t, echo.port, { max: 2 });
+    // All three come from 127.0.0.1: the per-source share is the whole cap here.
+    const { relay: r, port } = relay(t, echo.port, { max: 2, perSource: 2 });
     const [a, b, c] = [await client(t), await client(t), await client(t)];
     await ask(a, port, 'a');
     await ask(b, port, 'b');
@@ -247,6 +250,62 @@ describe('native UDP relay', { skip }, () => {
     stats = r.stats();
     assert.equal(stats.datagramsToTarget, 4);
     assert.equal(new Set(echo.sources).size, 2);
+  });
+
+  // Issue 19: 1,024 datagrams from distinct source ports filled the session cap, and new clients were dropped
+  // for the whole idle timeout.
+  test('one source address takes at most its share: another address is served at once', async (t) => {
+    const echo = await target(t);
+    // 8 sessions, 2 per source address by default (a quarter); the idle timeout far beyond the test.
+    const { relay: r, port } = relay(t, echo.port, { max: 8, idleMs: 60_000 });
+    const flood = await Promise.all(Array.from({ length: 8 }, () => client(t)));
+    for (const [i, c] of flood.entries()) c.send(`flood ${i}`, port, '127.0.0.1');
+    await until(
+      () => r.stats().datagramsToTarget + r.stats().errors >= 8,
+      'every flood datagram handled',
+      3000,
+    );
+    assert.equal(r.stats().active, 2, "127.0.0.1's share");
+    assert.equal(r.stats().lastError?.code, 'EMAXSESSIONS');
+    const other = await client(t, '127.0.0.2');
+    await ask(other, port, 'other');
+    assert.deepEqual(other.replies, ['other!']);
+    assert.equal(r.stats().active, 3);
+    assert.equal(r.stats().evicted, 0, 'room was left for it: nothing had to go');
+  });
+
+  test('at the cap the least recently used idle session makes room; busy ones are kept', async (t) => {
+    const echo = await target(t);
+    const { relay: r, port } = relay(t, echo.port, { max: 4, perSource: 4, idleMs: 60_000 });
+    const held = await Promise.all(Array.from({ length: 4 }, () => client(t)));
+    for (const [i, c] of held.entries()) await ask(c, port, `held ${i}`);
+    const late = await client(t);
+    // Every session was used just now: none is idle, so the late client is dropped.
+    late.send('too soon', port, '127.0.0.1');
+    await until(() => r.stats().errors === 1, 'the late datagram to be dropped', 3000);
+    assert.equal(r.stats().lastError?.code, 'EMAXSESSIONS');
+    // held[1..3] stay busy; held[0] goes quiet, and after a second it is the one to go, well before the 60 s.
+    const busy = setInterval(
+      () => held.slice(1).forEach((c, i) => c.send(`busy ${i}`, port, '127.0.0.1')),
+      100,
+    );
+    onCleanup(t, () => clearInterval(busy));
+    await until(
+      () => {
+        if (late.replies.length === 0) late.send('late', port, '127.0.0.1');
+        return late.replies.length > 0;
+      },
+      'the late client to be served',
+      5000,
+    );
+    clearInterval(busy);
+    const stats = r.stats();
+    assert.equal(stats.evicted, 1);
+    assert.equal(stats.active, 4);
+    assert.equal(stats.total, 5);
+    // The busy clients kept their sessions: their replies still come through the same upstream ports.
+    const ports = new Set(echo.sources);
+    assert.equal(ports.size, 5, 'one upstream port per session ever opened');
   });
 
   test('idle sessions expire: fd closed, active back to 0, a new datagram opens a new session', async (t) => {
@@ -434,6 +493,10 @@ describe('native UDP relay', { skip }, () => {
       [{ ...good, maxSessions: 0 }],
       [{ ...good, maxSessions: 1.5 }],
       [{ ...good, maxSessions: -1 }],
+      [{ ...good, maxSessionsPerSource: 0 }],
+      [{ ...good, maxSessionsPerSource: 1.5 }],
+      [{ ...good, maxSessionsPerSource: '2' }],
+      [{ ...good, maxSessionsPerSource: null }],
     ];
     for (const args of bad) {
       assert.throws(() => new Relay(...args), TypeError, JSON.stringify(args));
@@ -506,10 +569,11 @@ describe('native UDP relay', { skip }, () => {
     const a = await client(t);
     const baseline = fds().size;
     let port = 0;
-    (() => {
+    // Held until the first reply: a collection before it would close the relay the test is asking.
+    let held: UdpRelay | undefined = (() => {
       const fd = native.bindUdp('127.0.0.1', 0);
       port = native.udpLocalPort(fd);
-      new native.UdpRelay({
+      return new native.UdpRelay({
         fd,
         target: { address: '127.0.0.1', port: echo.port },
         idleTimeoutMs: 30_000,
@@ -518,6 +582,8 @@ describe('native UDP relay', { skip }, () => {
     })();
     await ask(a, port, 'before');
     assert.equal(fds().size, baseline + 3, 'the listener, its epoll and one session');
+    assert.ok(held);
+    held = undefined;
     await until(
       async () => {
         gc();
