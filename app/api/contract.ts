@@ -12,6 +12,31 @@ export const ForwardStateSchema = z.enum(['stopped', 'starting', 'listening', 'e
 /** A problem a person can act on: a code (`EADDRINUSE`) and a sentence with the fix. */
 export const ForwardErrorSchema = z.object({ code: z.string(), message: z.string() });
 
+/** The process that holds a busy listen port, as far as the platform lets Berth see it. */
+export const PortHolderSchema = z.object({
+  /** Null when it belongs to another user, whose processes Berth may not look into. */
+  pid: z.number().nullable(),
+  command: z.string().nullable(),
+  user: z.string(),
+  /** A backend that an earlier Berth started and left running: the window offers to stop it. */
+  leftover: z.boolean().optional(),
+});
+
+/** Why a forward is not listening: a problem, and for a busy port who holds it and whether Berth retries. */
+export const ListenErrorSchema = ForwardErrorSchema.extend({
+  holder: PortHolderSchema.nullable().optional(),
+  /** True while Berth waits for the port to free and will take it by itself. */
+  retrying: z.boolean().optional(),
+});
+
+/** Whether the forward's target answers its health check (docs/api.md). */
+export const HealthStatusSchema = z.object({
+  state: z.enum(['healthy', 'unhealthy', 'unknown', 'off']),
+  checkedAt: z.string().nullable(),
+  failures: z.number(),
+  message: z.string().nullable(),
+});
+
 /** Supervised backend states (docs/api.md, "`berth status --json`"). */
 export const BackendStateSchema = z.enum([
   'starting',
@@ -59,7 +84,8 @@ export const ForwardStatusSchema = z.object({
   target: z.union([z.object({ host: z.string(), port: z.number() }), z.object({ unix: z.string() })]),
   state: ForwardStateSchema,
   via: z.enum(['direct', 'helper']).optional(),
-  error: ForwardErrorSchema.nullable(),
+  error: ListenErrorSchema.nullable(),
+  health: HealthStatusSchema,
   lastError: ForwardErrorSchema.nullable(),
   connections: ForwardCountersSchema.shape.connections,
   bytes: ForwardCountersSchema.shape.bytes,
@@ -84,6 +110,7 @@ export const commands = {
   remove: { request: byId, response: z.object({ id: z.string() }) },
   enable: { request: byId, response: ForwardStatusSchema },
   disable: { request: byId, response: ForwardStatusSchema },
+  stopLeftover: { request: byId, response: ForwardStatusSchema },
   logs: {
     request: z.strictObject({ id: z.string(), limit: z.number().int().min(1).max(10_000).optional() }),
     response: z.object({ id: z.string(), lines: z.array(LogLineSchema) }),
@@ -127,6 +154,9 @@ export type ForwardStatus = z.output<typeof ForwardStatusSchema>;
 export type ForwardState = z.output<typeof ForwardStateSchema>;
 export type ForwardCounters = z.output<typeof ForwardCountersSchema>;
 export type BackendStatus = z.output<typeof BackendStatusSchema>;
+export type HealthState = z.output<typeof HealthStatusSchema>;
+export type ListenError = z.output<typeof ListenErrorSchema>;
+export type PortHolderStatus = z.output<typeof PortHolderSchema>;
 export type Status = z.output<typeof StatusSchema>;
 export type BerthEvent = z.output<typeof EventSchema>;
 export type ErrorEnvelope = z.output<typeof ErrorEnvelopeSchema>;

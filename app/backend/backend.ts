@@ -29,6 +29,8 @@ export interface SupervisionPolicy {
   logLines: number;
   /** How often Berth looks for the processes a backend daemonised (where Berth is a child subreaper). */
   treeScanIntervalMs: number;
+  /** A backend whose target has not answered a health check this long after it started is restarted. */
+  startTimeoutMs: number;
 }
 
 /** What supervision defaults to: 1 s doubling to 30 s, healthy after a minute, failed after 5 crashes. */
@@ -41,6 +43,7 @@ export const DEFAULT_POLICY: SupervisionPolicy = {
   fdCheckIntervalMs: 10_000,
   logLines: 1000,
   treeScanIntervalMs: 1000,
+  startTimeoutMs: 60_000,
 };
 
 /** A process Berth started, as recorded so a later Berth can clean up after a crash. */
@@ -65,6 +68,11 @@ export interface BackendHooks {
   onSpawn(record: SpawnRecord | undefined): void;
   /** Berth's listening sockets, which no backend may hold. */
   listeningInodes(): Promise<Set<string>>;
+  /**
+   * True when the process counts as `running` only once its owner calls `ready()` (its target answers a
+   * health check); false or absent: as soon as it has started.
+   */
+  readiness?: boolean;
 }
 
 /** Supervises one forward's backend process. */
@@ -86,6 +94,8 @@ export class Backend {
   private fdTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private wanted = false;
+  /** Why the running process is being replaced (a failing health check), until it exits. */
+  private healing: string | undefined;
   private leader: { pid: number; startTime: string } | undefined;
   private readonly tree: BackendTree;
   readonly logs: LogBuffer;
@@ -103,6 +113,47 @@ export class Backend {
   /** The status as `berth status --json` shows it. */
   get current(): BackendStatus {
     return { ...this.status };
+  }
+
+  /** The value of BERTH_BACKEND_TREE in this backend's processes: how its daemons, and leftovers, are known. */
+  get marker(): string {
+    return this.tree.marker;
+  }
+
+  /** True while the process runs (started, not exited), whatever its state says. */
+  get alive(): boolean {
+    return this.child !== undefined && this.isCurrent(this.child);
+  }
+
+  /**
+   * The target answers: a backend waiting for readiness (`hooks.readiness`) is now `running`. No effect
+   * otherwise.
+   */
+  ready(): void {
+    const child = this.child;
+    if (!child || !this.isCurrent(child) || this.healing !== undefined) return;
+    if (this.status.state !== 'starting' && this.status.state !== 'restarting') return;
+    this.logs.note('ready: its target answers');
+    this.set({ state: 'running' });
+  }
+
+  /**
+   * Replaces a process whose target stopped answering: SIGCONT (a stopped process cannot act on SIGTERM),
+   * then SIGTERM to its group and to what it daemonised, SIGKILL after the grace period; its exit is then
+   * handled as a crash (the same backoff and crash-loop limit). False when there is nothing to replace, or
+   * the restart policy is "never".
+   */
+  heal(reason: string): boolean {
+    const child = this.child;
+    if (!this.wanted || !child || !this.isCurrent(child) || this.healing !== undefined) return false;
+    if (this.config.restart === 'never') return false;
+    this.healing = reason;
+    this.logs.note(`not answering (${reason}): restarting it`);
+    this.set({ state: 'restarting', reason: `Restarting: ${reason}.` });
+    signalGroup(child, 'SIGCONT');
+    void this.stopLeader(child);
+    void this.tree.stop(child.pid, this.policy.graceMs);
+    return true;
   }
 
   /** Starts the process (again); a backend in `failed` starts over with a fresh crash count. */
@@ -148,6 +199,7 @@ export class Backend {
   }
 
   private launch(state: 'starting' | 'restarting'): void {
+    this.healing = undefined;
     const [program, ...args] = this.config.command as [string, ...string[]];
     this.set({ state, pid: null, reason: null, fdCheck: 'unknown' });
     // Where it can, Berth adopts what its backends orphan, so that a daemon cannot slip away from it.
@@ -182,7 +234,9 @@ export class Backend {
 
   private async spawned(child: ChildProcess): Promise<void> {
     const pid = child.pid as number;
-    this.set({ state: 'running', pid, startedAt: new Date().toISOString(), exitCode: null, signal: null });
+    // With readiness, it stays starting (or restarting) until its target answers: ready().
+    const state = this.hooks.readiness ? this.status.state : 'running';
+    this.set({ state, pid, startedAt: new Date().toISOString(), exitCode: null, signal: null });
     this.logs.note(`started pid ${pid}: ${JSON.stringify(this.config.command)}`);
     this.healthyTimer = setTimeout(() => (this.failuresInARow = 0), this.policy.healthyAfterMs);
     const started = procAvailable ? await startTime(pid) : undefined;
@@ -228,13 +282,22 @@ export class Backend {
     // No process, nothing to check: a clean or leaky verdict belonged to the process that just ended.
     const exit = { pid: null, exitCode: code, signal: signal as string | null, fdCheck: 'unknown' as const };
     if (!this.wanted) return this.set({ ...exit, state: 'stopped' });
-    const failed = signal !== null || code !== 0;
-    const restart = this.config.restart === 'always' || (this.config.restart === 'on-failure' && failed);
+    const healing = this.healing;
+    this.healing = undefined;
+    const failed = healing !== undefined || signal !== null || code !== 0;
+    const restart =
+      healing !== undefined ||
+      this.config.restart === 'always' ||
+      (this.config.restart === 'on-failure' && failed);
     if (!restart) return this.set({ ...exit, state: 'exited' });
 
     this.failuresInARow = failed ? this.failuresInARow + 1 : 0;
     if (this.failuresInARow >= this.policy.crashLoopLimit) {
-      const last = signal ? `killed by ${signal}` : `exit code ${code}`;
+      const last = healing
+        ? `stopped answering: ${healing}`
+        : signal
+          ? `killed by ${signal}`
+          : `exit code ${code}`;
       const reason = `Crashed ${this.failuresInARow} times in a row (last: ${last}); not restarting. Check its logs (berth logs ${this.forwardId}), fix it, then enable the forward again.`;
       this.logs.note(reason);
       return this.set({ ...exit, state: 'failed', reason });

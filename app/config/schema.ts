@@ -23,8 +23,13 @@ export function ipVersion(value: string): 0 | 4 | 6 {
 const isAbsolute = (path: string): boolean => path.startsWith('/');
 const isIP = ipVersion;
 
-/** The newest config format this build reads and writes. */
-export const CONFIG_VERSION = 1;
+/**
+ * The newest config format this build reads and writes. Version 2 adds optional fields only (docs/config.md):
+ * a file is written as version 1 while it uses none of them, so that an older Berth still reads it, and as
+ * version 2 once it does, so that an older Berth treats it as a newer file (used read-only, never rewritten)
+ * instead of as a broken one.
+ */
+export const CONFIG_VERSION = 2;
 
 /** Forward ids: short, lowercase, usable in URLs, shell arguments and accessible names. */
 export const FORWARD_ID = /^[a-z0-9][a-z0-9-]{0,39}$/;
@@ -83,6 +88,61 @@ export const BackendSchema = z.strictObject({
   restart: RestartPolicySchema.default('on-failure'),
 });
 
+/** What a health check uses where the config says nothing. */
+export const HEALTH_DEFAULTS = { path: '/', intervalS: 10, timeoutMs: 2000, failures: 3 } as const;
+
+/** Kinds of health check: connect to the target, GET a path on it, or none. */
+export const HealthCheckSchema = z.enum(['tcp', 'http', 'off'], {
+  error: 'must be "tcp", "http" or "off"',
+});
+
+/**
+ * How Berth checks that a forward's target answers (docs/config.md, "health"). Every field may be left out:
+ * `effectiveHealth` fills in the defaults, so a file never needs to spell them out.
+ */
+export const HealthSchema = z
+  .strictObject({
+    check: HealthCheckSchema.optional(),
+    path: z
+      .string({ error: 'must be a string' })
+      .max(2048, { error: 'must be at most 2048 characters' })
+      .refine((value) => value.startsWith('/'), { error: 'must start with "/", such as /healthz' })
+      .refine((value) => ![...value].some((c) => c.charCodeAt(0) <= 0x20 || c.charCodeAt(0) === 0x7f), {
+        error: 'must not contain spaces or control characters (percent-encode them)',
+      })
+      .optional(),
+    intervalS: z
+      .number({ error: 'must be a number of seconds' })
+      .min(1, { error: 'must be at least 1 (seconds)' })
+      .max(86_400, { error: 'must be at most 86400 (a day)' })
+      .optional(),
+    timeoutMs: z
+      .number({ error: 'must be a number of milliseconds' })
+      .int({ error: 'must be a whole number of milliseconds' })
+      .min(1, { error: 'must be at least 1 (milliseconds)' })
+      .optional(),
+    failures: z
+      .number({ error: 'must be a number' })
+      .int({ error: 'must be a whole number' })
+      .min(1, { error: 'must be at least 1' })
+      .max(100, { error: 'must be at most 100' })
+      .optional(),
+  })
+  .superRefine((health, ctx) => {
+    const intervalMs = (health.intervalS ?? HEALTH_DEFAULTS.intervalS) * 1000;
+    const timeoutMs = health.timeoutMs ?? HEALTH_DEFAULTS.timeoutMs;
+    if (timeoutMs >= intervalMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [health.timeoutMs !== undefined ? 'timeoutMs' : 'intervalS'],
+        message: `the timeout (${timeoutMs} ms) must be below the interval (${intervalMs} ms)`,
+      });
+    }
+    if (health.path !== undefined && health.check !== 'http') {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: 'is used only with "check": "http"' });
+    }
+  });
+
 /** One forward as stored in the config file. */
 export const ForwardSchema = z
   .strictObject({
@@ -98,8 +158,17 @@ export const ForwardSchema = z
     listen: ListenSchema,
     target: TargetSchema,
     backend: BackendSchema.optional(),
+    health: HealthSchema.optional(),
   })
   .superRefine((forward, ctx) => {
+    const check = forward.health?.check;
+    if (forward.protocol === 'udp' && (check === 'tcp' || check === 'http')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['health', 'check'],
+        message: `a "${check}" check needs protocol "tcp" (a UDP target cannot be checked by connecting)`,
+      });
+    }
     if (forward.protocol === 'udp' && 'unix' in forward.target) {
       ctx.addIssue({
         code: 'custom',
@@ -115,7 +184,7 @@ export const HelperSettingsSchema = z.strictObject({ socket: absolutePath.option
 /** The whole config file, version 1. */
 export const ConfigSchema = z
   .strictObject({
-    version: z.literal(CONFIG_VERSION, { error: `must be ${CONFIG_VERSION}` }),
+    version: z.union([z.literal(1), z.literal(CONFIG_VERSION)], { error: `must be 1 or ${CONFIG_VERSION}` }),
     forwards: z.array(ForwardSchema, { error: 'must be an array of forwards' }).default([]),
     helper: HelperSettingsSchema.optional(),
   })
@@ -151,14 +220,48 @@ export type ForwardInput = z.input<typeof ForwardSchema>;
 export type Forward = z.output<typeof ForwardSchema>;
 /** A validated backend. */
 export type Backend = z.output<typeof BackendSchema>;
+/** A validated health setting, as written. */
+export type Health = z.output<typeof HealthSchema>;
 /** A validated target. */
 export type Target = z.output<typeof TargetSchema>;
 /** A validated config file. */
 export type Config = z.output<typeof ConfigSchema>;
 
-/** An empty version-1 config, what a missing file means. */
+/** An empty config, what a missing file means. */
 export function emptyConfig(): Config {
-  return { version: CONFIG_VERSION, forwards: [] };
+  return { version: 1, forwards: [] };
+}
+
+/**
+ * The version a config is written with: 2 once a forward uses a field that version 2 added, else 1, so that
+ * an older Berth keeps reading and writing every file that does not need the newer format.
+ */
+export function configVersionFor(config: Pick<Config, 'forwards'>): 1 | typeof CONFIG_VERSION {
+  const wave2: (keyof Forward)[] = ['health'];
+  return config.forwards.some((forward) => wave2.some((field) => forward[field] !== undefined))
+    ? CONFIG_VERSION
+    : 1;
+}
+
+/** A forward's health check with every default filled in (docs/config.md, "health"). */
+export interface EffectiveHealth {
+  check: 'tcp' | 'http' | 'off';
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  failures: number;
+}
+
+/** The check Berth runs for `forward`: what its `health` says, the defaults for the rest. */
+export function effectiveHealth(forward: Pick<Forward, 'protocol' | 'health'>): EffectiveHealth {
+  const health = forward.health ?? {};
+  return {
+    check: health.check ?? (forward.protocol === 'tcp' ? 'tcp' : 'off'),
+    path: health.path ?? HEALTH_DEFAULTS.path,
+    intervalMs: (health.intervalS ?? HEALTH_DEFAULTS.intervalS) * 1000,
+    timeoutMs: health.timeoutMs ?? HEALTH_DEFAULTS.timeoutMs,
+    failures: health.failures ?? HEALTH_DEFAULTS.failures,
+  };
 }
 
 /** "127.0.0.1:80/tcp" or "[::1]:53/udp": how messages name a listener. */

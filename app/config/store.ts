@@ -12,7 +12,7 @@ import { copyFile, link, mkdir, open, readdir, readFile, rename, unlink } from '
 import { basename, dirname, join } from 'node:path';
 import { ZodError } from 'zod';
 import { formatProblems, problemsFromIssues, type Problem } from './problems.js';
-import { CONFIG_VERSION, ConfigSchema, emptyConfig, type Config } from './schema.js';
+import { CONFIG_VERSION, ConfigSchema, configVersionFor, emptyConfig, type Config } from './schema.js';
 
 /** What loading found, besides the config itself. */
 export interface LoadResult {
@@ -113,7 +113,8 @@ export class ConfigStore {
 
   private async write(config: Config): Promise<void> {
     if (this.readOnly) throw new Error(`${this.path} belongs to a newer Berth and is not rewritten.`);
-    const data = ConfigSchema.parse(config); // never write what could not be read back
+    // Never write what could not be read back; the oldest version that holds it, so older Berths keep it.
+    const data = ConfigSchema.parse({ ...config, version: configVersionFor(config) });
     const text = `${JSON.stringify(data, null, 2)}\n`;
     const folder = dirname(this.path);
     await mkdir(folder, { recursive: true, mode: 0o700 });

@@ -76,6 +76,10 @@ export abstract class PlaneChoice implements Forwarder {
   sample(): Counters {
     return this.plane?.sample() ?? newCounters();
   }
+
+  refresh(): void {
+    this.plane?.refresh?.();
+  }
 }
 
 /** What both relays of the addon offer the engine. */
@@ -164,6 +168,12 @@ export abstract class NativeForwarder<R extends Relay> implements Forwarder {
       errors: stats.errors,
       lastError: this.lastError,
     };
+  }
+
+  /** Looks a target name up again now instead of at the next 30 s mark. */
+  refresh(): void {
+    const { target } = this.forward;
+    if (this.relay && 'host' in target && isIP(target.host) === 0) void this.resolve(target.host);
   }
 
   /** A Node-style error for a failure the relay counted, for the engine's message helpers. */

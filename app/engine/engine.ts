@@ -13,11 +13,20 @@ import type {
   CommandResponse,
   ForwardState,
   ForwardStatus,
+  ListenError,
 } from '../api/contract.js';
 import { ApiError } from '../api/errors.js';
 import { commandName, parseRequest } from '../api/requests.js';
 import { formatProblems, problemsFromIssues } from '../config/problems.js';
-import { ConfigSchema, type Config, type Forward } from '../config/schema.js';
+import { networkInterfaces } from 'node:os';
+import {
+  ConfigSchema,
+  describeListen,
+  describeTarget,
+  effectiveHealth,
+  type Config,
+  type Forward,
+} from '../config/schema.js';
 import type { ConfigStore, LoadResult } from '../config/store.js';
 import { Backend, DEFAULT_POLICY, type SupervisionPolicy } from '../backend/backend.js';
 import type { LogLine } from '../backend/log-buffer.js';
@@ -25,7 +34,10 @@ import { ownListeningInodes } from '../backend/proc.js';
 import { SpawnRecords } from '../backend/records.js';
 import { newCounters, type Counters, type Forwarder } from './forwarder.js';
 import type { PrivilegedBinder, Via } from './listener.js';
-import { listenProblem, type ForwardProblem } from './messages.js';
+import { HealthMonitor, type CheckResult, type HealthStatus } from './health.js';
+import { listenProblem } from './messages.js';
+import { describeHolder, findPortHolder, type PortHolder } from './port-holder.js';
+import { stopProcesses } from '../backend/tree.js';
 import { TcpForwarder, type TcpOptions } from './tcp-forwarder.js';
 import { UdpForwarder, type UdpOptions } from './udp-forwarder.js';
 
@@ -47,6 +59,20 @@ export interface EngineOptions {
    * the file as it is: the desktop app's "Start forwards on launch: Never".
    */
   autoStart?: boolean;
+  /** Retries of a bind that met a busy port: the first delay, doubling up to the last [1 s, 30 s]. */
+  bindRetry?: { baseMs: number; maxMs: number };
+  /**
+   * How often the engine looks for passive signs of a failing target, a pause (sleep, SIGSTOP) and network
+   * changes [1 s]; a tick later than `pauseMs` [5 s] means the process was paused.
+   */
+  watch?: { tickMs: number; pauseMs: number };
+}
+
+/** What the engine watches with: its tick and what it found last. */
+interface Watch {
+  timer: NodeJS.Timeout | undefined;
+  lastTick: number;
+  interfaces: string;
 }
 
 const DEFAULT_TCP: TcpOptions = { connectTimeoutMs: 10_000, maxConnections: 4096, dataPlane: 'native' };
@@ -56,7 +82,17 @@ interface Runtime {
   forward: Forward;
   state: ForwardState;
   via: Via | undefined;
-  error: ForwardProblem | null;
+  error: ListenError | null;
+  /** The holder of a busy port as found (with its marker), while `error` is EADDRINUSE. */
+  holder: PortHolder | null;
+  /** The next try at a busy port, and the delay it waited. */
+  bindRetry: { timer: NodeJS.Timeout; delayMs: number } | undefined;
+  /** Checks the target; its status is the forward's `health`. */
+  monitor: HealthMonitor;
+  /** Errors counted on the data plane when the engine last looked (a rise of refusals triggers a check). */
+  errorsSeen: number;
+  /** Set by a wake-up or network change: the next failing check restarts the backend at once. */
+  recheck: boolean;
   forwarder: Forwarder | undefined;
   /** Counters of forwarders that were stopped, so totals survive disable/enable and edits. */
   past: Counters;
@@ -82,6 +118,7 @@ export class Engine implements BerthApi, ApiTarget {
   private readonly records: SpawnRecords | undefined;
   private readonly pendingLogs = new Map<string, LogLine[]>();
   private logTimer: NodeJS.Timeout | undefined;
+  private readonly watch: Watch = { timer: undefined, lastTick: 0, interfaces: '' };
 
   constructor(private readonly options: EngineOptions) {
     this.tcp = { ...DEFAULT_TCP, ...options.tcp };
@@ -116,12 +153,69 @@ export class Engine implements BerthApi, ApiTarget {
       await Promise.all(enabled.map((r) => this.startRuntime(r)));
     }
     for (const message of loaded.notices) this.emit({ type: 'notice', level: 'warning', message });
+    if (!this.closed) this.startWatching();
     return loaded;
+  }
+
+  /**
+   * Checks every forward now, looks target names up again, and restarts each backend whose check then fails,
+   * instead of waiting for the next interval: after a sleep (Electron's powerMonitor "resume", or a pause the
+   * engine noticed itself) or a network change. `reason` goes in the log.
+   */
+  recheck(reason: string): void {
+    if (this.closed) return;
+    this.emit({ type: 'notice', level: 'info', message: `Re-checking every forward now: ${reason}.` });
+    for (const runtime of this.runtimes.values()) {
+      if (runtime.state !== 'listening') continue;
+      runtime.forwarder?.refresh?.();
+      if (!runtime.monitor.enabled) continue;
+      runtime.recheck = true;
+      runtime.monitor.checkNow();
+    }
+  }
+
+  // One timer for every forward: passive signals (refused or reset connections to the target), pauses and
+  // network changes. Each forward's checks have their own timer (HealthMonitor).
+  private startWatching(): void {
+    const { tickMs, pauseMs } = this.options.watch ?? { tickMs: 1000, pauseMs: 5000 };
+    this.watch.lastTick = Date.now();
+    this.watch.interfaces = interfacesKey();
+    this.watch.timer = setInterval(() => {
+      const now = Date.now();
+      const late = now - this.watch.lastTick - tickMs;
+      this.watch.lastTick = now;
+      if (late >= pauseMs) {
+        this.recheck(
+          `Berth was paused for ${Math.round((late + tickMs) / 1000)} s (sleep, or a stopped process)`,
+        );
+        this.watch.interfaces = interfacesKey();
+        return;
+      }
+      const interfaces = interfacesKey();
+      if (interfaces !== this.watch.interfaces) {
+        this.watch.interfaces = interfaces;
+        this.recheck('the network interfaces changed');
+        return;
+      }
+      for (const runtime of this.runtimes.values()) this.passiveCheck(runtime);
+    }, tickMs);
+    this.watch.timer.unref();
+  }
+
+  // Connections to the target refused or reset since the last look: check now rather than at the interval.
+  private passiveCheck(runtime: Runtime): void {
+    if (!runtime.forwarder || !runtime.monitor.enabled) return;
+    const { errors, lastError } = runtime.forwarder.sample();
+    if (errors === runtime.errorsSeen) return;
+    runtime.errorsSeen = errors;
+    if (lastError && TARGET_FAILURES.has(lastError.code)) runtime.monitor.checkNow();
   }
 
   /** Stops every forward and releases every port. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.watch.timer);
+    this.watch.timer = undefined;
     clearInterval(this.statsTimer);
     this.statsTimer = undefined;
     clearTimeout(this.logTimer);
@@ -179,6 +273,7 @@ export class Engine implements BerthApi, ApiTarget {
     remove: ({ id }) => this.serial(() => this.remove(id)),
     enable: ({ id }) => this.serial(() => this.setEnabled(id, true)),
     disable: ({ id }) => this.serial(() => this.setEnabled(id, false)),
+    stopLeftover: ({ id }) => this.serial(() => this.stopLeftover(id)),
     logs: ({ id, limit }) => Promise.resolve({ id, lines: this.find(id).backend?.logs.tail(limit) ?? [] }),
   };
 
@@ -223,6 +318,7 @@ export class Engine implements BerthApi, ApiTarget {
     await this.stopRuntime(runtime, 'stopped');
     runtime.forward = forward;
     runtime.backend = this.newBackend(forward);
+    runtime.monitor = this.newMonitor(runtime);
     if (forward.enabled) await this.startRuntime(runtime);
     else this.emitForward(runtime);
     return this.status(runtime);
@@ -259,6 +355,39 @@ export class Engine implements BerthApi, ApiTarget {
     return this.status(runtime);
   }
 
+  // Stops the process that holds the forward's port when it is a backend an earlier Berth left running
+  // (it carries a marker no backend of this Berth has), then takes the port.
+  private async stopLeftover(id: string): Promise<ForwardStatus> {
+    const runtime = this.find(id);
+    const holder = runtime.holder;
+    if (runtime.error?.code !== 'EADDRINUSE' || !holder || holder.pid === null || !this.isLeftover(holder)) {
+      throw new ApiError(
+        'ENOTLEFTOVER',
+        `The port of "${id}" is not held by a backend an earlier Berth left running, so Berth does not stop it.`,
+      );
+    }
+    // Found again by pid and marker just before the signal: the pid must still be that process.
+    const now = await findPortHolder(
+      runtime.forward.protocol,
+      runtime.forward.listen.address,
+      runtime.forward.listen.port,
+    );
+    if (now?.pid === holder.pid && now.marker === holder.marker) {
+      await stopProcesses([holder.pid], this.policy.graceMs);
+    }
+    if (runtime.state === 'error' && runtime.forward.enabled) {
+      await this.stopRuntime(runtime, 'stopped');
+      await this.startRuntime(runtime);
+    }
+    return this.status(runtime);
+  }
+
+  private isLeftover(holder: PortHolder): boolean {
+    if (holder.marker === undefined) return false;
+    for (const runtime of this.runtimes.values()) if (runtime.backend?.marker === holder.marker) return false;
+    return true;
+  }
+
   // Validates the whole config (ids and listen addresses must stay unique), then saves it. Nothing changes
   // at run time unless the save succeeded, so the file and the running forwards never disagree.
   private async saveConfig(next: Config, requestKey?: 'forward'): Promise<void> {
@@ -293,8 +422,10 @@ export class Engine implements BerthApi, ApiTarget {
 
   private async startRuntime(runtime: Runtime): Promise<void> {
     const { forward } = runtime;
+    this.clearBindRetry(runtime);
     runtime.state = 'starting';
     runtime.error = null;
+    runtime.holder = null;
     this.emitForward(runtime);
     const forwarder =
       forward.protocol === 'udp'
@@ -304,18 +435,97 @@ export class Engine implements BerthApi, ApiTarget {
       runtime.via = await forwarder.start();
       runtime.forwarder = forwarder;
       runtime.state = 'listening';
+      runtime.errorsSeen = 0;
       // The listener first, so the port is stable; clients that come while the backend starts wait for it.
-      runtime.backend?.start();
+      if (runtime.backend) {
+        runtime.monitor.setWaiting(true);
+        runtime.backend.start();
+      }
+      runtime.monitor.start();
     } catch (err) {
       await forwarder.stop();
       runtime.via = undefined;
       runtime.state = 'error';
       runtime.error = listenProblem(forward, err as NodeJS.ErrnoException);
+      if (runtime.error.code === 'EADDRINUSE') await this.busyPort(runtime);
     }
     this.emitForward(runtime);
   }
 
+  // A busy port: name its holder, and try again with backoff until it frees (the forward stays in error).
+  private async busyPort(runtime: Runtime): Promise<void> {
+    const { forward } = runtime;
+    const holder = await findPortHolder(forward.protocol, forward.listen.address, forward.listen.port).catch(
+      () => null,
+    );
+    if (runtime.state !== 'error' || runtime.error?.code !== 'EADDRINUSE') return;
+    const { baseMs, maxMs } = this.options.bindRetry ?? { baseMs: 1000, maxMs: 30_000 };
+    const delayMs = Math.min(maxMs, runtime.bindRetry ? runtime.bindRetry.delayMs * 2 : baseMs);
+    const leftover = holder !== null && this.isLeftover(holder);
+    runtime.holder = holder;
+    runtime.error = {
+      ...runtime.error,
+      message: busyMessage(forward, holder, leftover),
+      holder: holder && {
+        pid: holder.pid,
+        command: holder.command,
+        user: holder.user,
+        ...(leftover ? { leftover: true } : {}),
+      },
+      retrying: true,
+    };
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      void this.serial(async () => {
+        if (runtime.bindRetry?.timer !== timer || runtime.state !== 'error' || !runtime.forward.enabled)
+          return;
+        await this.startRuntime(runtime);
+      }).catch(() => undefined);
+    }, delayMs);
+    runtime.bindRetry = { timer, delayMs };
+  }
+
+  private clearBindRetry(runtime: Runtime): void {
+    if (runtime.bindRetry) clearTimeout(runtime.bindRetry.timer);
+  }
+
+  // A check settled: report a change, let a starting backend count as running, restart one that fails.
+  private onHealth(runtime: Runtime, before: HealthStatus, health: HealthStatus, result: CheckResult): void {
+    const backend = runtime.backend;
+    const recheck = runtime.recheck;
+    runtime.recheck = false;
+    if (health.state === 'healthy') backend?.ready();
+    if (backend?.alive && !result.ok) {
+      const state = backend.current.state;
+      const startedAt = Date.parse(backend.current.startedAt ?? '');
+      const waitedMs = Date.now() - startedAt;
+      if (state === 'running' && (health.state === 'unhealthy' || recheck)) {
+        backend.heal(`${result.message ?? 'the health check failed'}${recheck ? ', after a wake-up' : ''}`);
+      } else if (
+        (state === 'starting' || state === 'restarting') &&
+        Number.isFinite(startedAt) &&
+        waitedMs >= this.policy.startTimeoutMs
+      ) {
+        backend.heal(`its target did not answer within ${Math.round(waitedMs / 1000)} s of starting`);
+      }
+    }
+    if (before.state !== health.state && (health.state === 'healthy' || health.state === 'unhealthy')) {
+      const id = runtime.forward.id;
+      const message =
+        health.state === 'unhealthy'
+          ? `${id} is unhealthy: ${health.message ?? 'its check failed'}.`
+          : `${id} is healthy again: ${describeTarget(runtime.forward.target)} answers.`;
+      if (health.state === 'healthy' && before.state === 'unknown') return this.emitForward(runtime);
+      this.emit({ type: 'notice', level: health.state === 'unhealthy' ? 'warning' : 'info', message });
+      backend?.logs.note(message);
+    }
+    if (before.state !== health.state || before.message !== health.message) this.emitForward(runtime);
+  }
+
   private async stopRuntime(runtime: Runtime, state: 'stopped'): Promise<void> {
+    this.clearBindRetry(runtime);
+    runtime.bindRetry = undefined;
+    runtime.monitor.stop();
     const forwarder = runtime.forwarder;
     runtime.forwarder = undefined;
     const backendStopped = runtime.backend?.stop();
@@ -327,18 +537,38 @@ export class Engine implements BerthApi, ApiTarget {
     runtime.state = state;
     runtime.via = undefined;
     runtime.error = null;
+    runtime.holder = null;
   }
 
   private newRuntime(forward: Forward): Runtime {
-    return {
+    const runtime: Runtime = {
       forward,
       state: 'stopped',
       via: undefined,
       error: null,
+      holder: null,
+      bindRetry: undefined,
+      monitor: undefined as unknown as HealthMonitor,
+      errorsSeen: 0,
+      recheck: false,
       forwarder: undefined,
       past: newCounters(),
       backend: this.newBackend(forward),
     };
+    runtime.monitor = this.newMonitor(runtime);
+    return runtime;
+  }
+
+  private newMonitor(runtime: Runtime): HealthMonitor {
+    let before: HealthStatus | undefined;
+    const monitor = new HealthMonitor(() => runtime.forward.target, effectiveHealth(runtime.forward), {
+      onResult: (health, result) => {
+        const previous = before ?? { state: 'unknown', checkedAt: null, failures: 0, message: null };
+        before = health;
+        if (runtime.monitor === monitor) this.onHealth(runtime, previous, health, result);
+      },
+    });
+    return monitor;
   }
 
   private newBackend(forward: Forward): Backend | undefined {
@@ -347,11 +577,17 @@ export class Engine implements BerthApi, ApiTarget {
     return new Backend(id, forward.backend, this.policy, {
       onStatus: () => {
         const runtime = this.runtimes.get(id);
-        if (runtime) this.emitForward(runtime);
+        if (!runtime) return;
+        // While it starts (or restarts), its target is not expected to answer: checks wait for it.
+        const state = runtime.backend?.current.state;
+        if (runtime.state === 'listening')
+          runtime.monitor.setWaiting(state === 'starting' || state === 'restarting');
+        this.emitForward(runtime);
       },
       onLog: (line) => this.queueLog(id, line),
       onSpawn: (record) => void this.records?.set(id, record).catch(() => undefined),
       listeningInodes: ownListeningInodes,
+      readiness: effectiveHealth(forward).check !== 'off',
     });
   }
 
@@ -389,6 +625,7 @@ export class Engine implements BerthApi, ApiTarget {
       state: runtime.state,
       ...(runtime.via ? { via: runtime.via } : {}),
       error: runtime.error,
+      health: runtime.monitor.status,
       lastError: counters.lastError,
       connections: { active: counters.active, total: counters.total },
       bytes: { toTarget: counters.toTarget, fromTarget: counters.fromTarget },
@@ -423,6 +660,33 @@ export class Engine implements BerthApi, ApiTarget {
       }
     }
   }
+}
+
+// Codes of a failed connection to the target that say it may be down (the data plane's lastError).
+const TARGET_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOENT',
+]);
+
+// The addresses of every interface: a change means the network changed (Wi-Fi, VPN, a cable).
+function interfacesKey(): string {
+  const all = networkInterfaces();
+  return Object.keys(all)
+    .sort()
+    .map((name) => `${name}=${(all[name] ?? []).map((a) => a.address).join(',')}`)
+    .join(';');
+}
+
+function busyMessage(forward: Forward, holder: PortHolder | null, leftover: boolean): string {
+  const where = describeListen(forward);
+  const who = leftover
+    ? `it is held by a backend an earlier Berth left running: ${holder?.command ?? ''} (pid ${holder?.pid ?? '?'}); stop it (the window offers to)`
+    : describeHolder(holder);
+  return `${where} is already in use: ${who}. Berth takes the port by itself as soon as it is free.`;
 }
 
 function addCounters(past: Counters, live: Counters): Counters {

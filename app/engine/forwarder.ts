@@ -24,4 +24,6 @@ export interface Forwarder {
   stop(): Promise<void>;
   /** Counters including bytes moved so far on connections that are still open. */
   sample(): Counters;
+  /** Looks the target's name up again now (after a wake-up or a network change); a no-op where none is kept. */
+  refresh?(): void;
 }

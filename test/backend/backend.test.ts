@@ -23,7 +23,7 @@ const isRoot = process.getuid?.() === 0;
 async function withBackend(
   t: TestContext,
   backend: NonNullable<ForwardInput['backend']>,
-  extra: { supervision?: object; targetPort?: number } = {},
+  extra: { supervision?: object; targetPort?: number; health?: ForwardInput['health'] } = {},
 ): Promise<{ engine: Engine; port: number; backendOf: () => Promise<BackendStatus> }> {
   const { engine } = await startEngine(t, { supervision: { ...fast, ...extra.supervision } });
   const port = await freePort();
@@ -33,6 +33,9 @@ async function withBackend(
       listen: { port },
       target: { host: '127.0.0.1', port: extra.targetPort ?? (await freePort()) },
       backend,
+      // Off unless asked for: most of these backends serve nothing, and supervision is what they test. With
+      // a check, a backend is running only once its target answers (test/engine/health.test.ts).
+      health: extra.health ?? { check: 'off' },
     },
   });
   const backendOf = async () => {
@@ -153,13 +156,14 @@ test('a client that connects while the backend is starting is served once it is 
   const { port, backendOf } = await withBackend(
     t,
     { command: [process.execPath, '-e', server] },
-    { targetPort },
+    { targetPort, health: { check: 'tcp' } },
   );
   const client = await connect(port); // the backend is not listening yet
+  assert.equal((await backendOf()).state, 'starting', 'not running before its target answers');
   const reply = readAll(client);
   client.end('patience');
   assert.equal((await reply).toString(), 'patience');
-  assert.equal((await backendOf()).state, 'running');
+  await until(async () => (await backendOf()).state === 'running', 'readiness: the target answers');
 });
 
 test('fdCheck is clean for a normal backend', async (t) => {
@@ -257,7 +261,9 @@ test('no orphans: after SIGKILL, the next start stops what the killed Berth left
     const status = JSON.parse((await second.cli('status', '--json')).stdout) as {
       forwards: { backend?: BackendStatus }[];
     };
-    return status.forwards[0]?.backend?.state === 'running';
+    // Its target never answers, so it stays starting (readiness); what matters is a new process.
+    const backend = status.forwards[0]?.backend;
+    return backend?.state === 'starting' && backend.pid !== null && backend.pid !== pid;
   }, 'the new backend');
 });
 
@@ -273,6 +279,7 @@ test('no timer outlives its backend, even one that dies before its first fd chec
         listen: { port: await freePort() },
         target: { host: '127.0.0.1', port: 1 },
         backend: { command, restart: 'never' },
+        health: { check: 'off' }, // running as soon as spawned: the health checks' timers have their own test
       },
     });
   }

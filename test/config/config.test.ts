@@ -139,7 +139,7 @@ test('every kind of bad input is reported with its JSON path', () => {
       ['forwards[0].backend.cwd: must be an absolute path'],
     ],
     [{ version: 1, forwards: {} }, ['forwards: must be an array of forwards']],
-    [{ version: 0 }, ['version: must be 1']],
+    [{ version: 0 }, ['version: must be 1 or 2']],
     [{ version: 1, helper: { socket: 'helper.sock' } }, ['helper.socket: must be an absolute path']],
     [{ version: 1, extra: true }, ['extra: unknown key']],
     [
@@ -211,7 +211,7 @@ test('a config from a newer Berth is used read-only and never rewritten', async 
   const { engine, configFile } = await startEngine(t); // an engine on an empty config, just for the path's dir
   await engine.close();
   const newer = JSON.stringify({
-    version: 2,
+    version: 3,
     forwards: [
       { id: 'web', enabled: false, listen: { port: 8080 }, target: { host: '127.0.0.1', port: 80 } },
     ],
@@ -222,7 +222,7 @@ test('a config from a newer Berth is used read-only and never rewritten', async 
   const loaded = await store.load();
   assert.equal(loaded.readOnly, true);
   assert.equal(loaded.config.forwards[0]?.id, 'web');
-  assert.match(loaded.notices[0] ?? '', /newer Berth \(config version 2/);
+  assert.match(loaded.notices[0] ?? '', /newer Berth \(config version 3/);
   await assert.rejects(store.save(loaded.config), /is not rewritten/);
 
   const { Engine } = await import('../../app/engine/engine.js');

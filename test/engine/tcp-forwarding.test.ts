@@ -363,7 +363,13 @@ for (const { dataPlane, skip } of dataPlanes('tcp')) {
       });
       assert.equal(status.state, 'error');
       assert.equal(status.error?.code, 'EADDRINUSE');
-      assert.match(status.error?.message ?? '', /already in use by another program/);
+      // The holder is this test process (test/engine/busy-port.test.ts has a squatter of its own).
+      assert.match(
+        status.error?.message ?? '',
+        new RegExp(`already in use: it is held by .*\\(pid ${process.pid}, `),
+      );
+      assert.equal(status.error?.holder?.pid, process.pid);
+      assert.equal(status.error?.retrying, true);
       const port = await addForward(engine, 'fine', { host: '127.0.0.1', port: target.port });
       const client = await connect(port);
       const reply = readAll(client);

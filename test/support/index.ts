@@ -111,7 +111,11 @@ export async function addForward(
 ): Promise<number> {
   const address = extra.listen?.address ?? '127.0.0.1';
   const port = extra.listen?.port ?? (await freePort(address));
-  const status = await engine.call('add', { forward: { id, target, ...extra, listen: { address, port } } });
+  // Off unless asked for: these tests count what their targets see, and a health check would be one more
+  // connection. The checks have tests of their own (test/engine/health.test.ts).
+  const health = extra.health ?? { check: 'off' as const };
+  const forward = { id, target, ...extra, health, listen: { address, port } };
+  const status = await engine.call('add', { forward });
   if (extra.enabled !== false && status.state !== 'listening') {
     throw new Error(`forward ${id} did not start: ${JSON.stringify(status.error)}`);
   }
@@ -195,6 +199,7 @@ export function forwardStatus(id: string, extra: Partial<ForwardStatus> = {}): F
     target: { host: '127.0.0.1', port: 9000 },
     state: 'listening',
     error: null,
+    health: { state: 'unknown', checkedAt: null, failures: 0, message: null },
     lastError: null,
     connections: { active: 0, total: 0 },
     bytes: { toTarget: 0, fromTarget: 0 },
