@@ -9,13 +9,14 @@ export function formatStatusTable(forwards: readonly ForwardStatus[]): string {
   const rows = forwards.map((f) => [
     f.id,
     f.state,
+    f.health.state === 'off' ? '-' : f.health.state,
     f.via ?? '-',
     describeListen(f),
     describeTarget(f.target),
     `${f.connections.active}/${f.connections.total}`,
     `${formatBytes(f.bytes.toTarget)} / ${formatBytes(f.bytes.fromTarget)}`,
   ]);
-  const header = ['ID', 'STATE', 'VIA', 'LISTEN', 'TARGET', 'CONN', 'SENT / RECEIVED'];
+  const header = ['ID', 'STATE', 'HEALTH', 'VIA', 'LISTEN', 'TARGET', 'CONN', 'SENT / RECEIVED'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -25,6 +26,8 @@ export function formatStatusTable(forwards: readonly ForwardStatus[]): string {
   const out = [line(header), ...rows.map(line)];
   for (const f of forwards) {
     if (f.error) out.push(`${f.id}: ${f.error.code}: ${f.error.message}`);
+    else if (f.health.state === 'unhealthy' || (f.health.state === 'unknown' && f.health.message))
+      out.push(`${f.id}: ${f.health.state}: ${f.health.message ?? 'its check failed'}`);
     else if (f.lastError) out.push(`${f.id}: last error ${f.lastError.code}: ${f.lastError.message}`);
   }
   return out.join('\n');

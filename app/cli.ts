@@ -28,9 +28,11 @@ Commands:
   enable ID | disable ID              start or stop a forward (saved to the config)
   add ID --listen [ADDR:]PORT --target HOST:PORT|unix:/PATH
          [--protocol tcp|udp] [--name NAME] [--disabled]
-         [--restart never|on-failure|always] [--cwd DIR] [--env K=V]... [-- COMMAND ARG...]
+         [--health tcp|http:PATH|off] [--restart never|on-failure|always] [--cwd DIR]
+         [--env K=V]... [-- COMMAND ARG...]
                                       add a forward to the running Berth; after --, the backend
-                                      process Berth starts and watches (run without a shell)
+                                      process Berth starts and watches (run without a shell);
+                                      --health: how Berth checks that the target answers
   remove ID                           remove a forward
   logs ID [--follow] [--lines N]      show the backend's recent output
   validate [PATH]                     check a config file
@@ -70,6 +72,7 @@ const commandOptions = {
     protocol: { type: 'string' },
     name: { type: 'string' },
     disabled: { type: 'boolean' },
+    health: { type: 'string' },
     restart: { type: 'string' },
     cwd: { type: 'string' },
     env: { type: 'string', multiple: true },
@@ -263,8 +266,19 @@ function forwardFromFlags(id: string, values: Values, backendArgv: string[]): Fo
     target: target.startsWith('unix:')
       ? { unix: target.slice('unix:'.length) }
       : (({ host, port }) => ({ host: host ?? '127.0.0.1', port }))(hostPort('--target', target)),
+    ...healthFromFlag(values.health),
     ...backendFromFlags(values, backendArgv),
   };
+}
+
+// "tcp", "off" or "http:/healthz" (the path as it goes in the request; "http" alone checks "/").
+function healthFromFlag(value: Values['health']): Pick<ForwardInput, 'health'> {
+  if (value === undefined) return {};
+  if (typeof value !== 'string') throw new UsageError('add: --health takes tcp, http:PATH or off');
+  if (value === 'tcp' || value === 'off') return { health: { check: value } };
+  if (value === 'http') return { health: { check: 'http', path: '/' } };
+  if (value.startsWith('http:')) return { health: { check: 'http', path: value.slice('http:'.length) } };
+  throw new UsageError(`add: --health must be tcp, http:PATH (such as http:/healthz) or off, not "${value}"`);
 }
 
 function backendFromFlags(values: Values, argv: string[]): Pick<ForwardInput, 'backend'> {

@@ -9,6 +9,21 @@ export const STATE_WORDS: Record<ForwardState, string> = {
   error: 'Error',
 };
 
+/** The word for each health state (docs/ui.md): "Healthy", "Unhealthy", "Unknown" (off shows nothing). */
+export const HEALTH_WORDS: Record<ForwardStatus['health']['state'], string> = {
+  healthy: 'Healthy',
+  unhealthy: 'Unhealthy',
+  unknown: 'Unknown',
+  off: 'Not checked',
+};
+
+/** "held by python3, pid 4242" (the program's name, not its path), or what Berth can say without a pid. */
+export function describeHolder(holder: NonNullable<NonNullable<ForwardStatus['error']>['holder']>): string {
+  if (holder.pid === null) return `held by a process of ${holder.user}`;
+  const program = (holder.command ?? '').split(' ')[0]?.split('/').pop() || 'a process';
+  return `held by ${program}, pid ${holder.pid}`;
+}
+
 /** The word for each backend state (docs/ui.md, "Accessible names"). */
 export const BACKEND_WORDS: Record<BackendStatus['state'], string> = {
   starting: 'Starting',

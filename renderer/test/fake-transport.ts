@@ -60,6 +60,7 @@ export function forwardStatus(patch: Partial<ForwardStatus> = {}): ForwardStatus
     state: 'listening',
     via: 'direct',
     error: null,
+    health: { state: 'unknown', checkedAt: null, failures: 0, message: null },
     lastError: null,
     connections: { active: 0, total: 0 },
     bytes: { toTarget: 0, fromTarget: 0 },

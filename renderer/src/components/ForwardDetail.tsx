@@ -6,7 +6,8 @@ import { useBerth } from '../hooks.js';
 import { ConfirmDelete } from './ConfirmDelete.js';
 import { LogTail } from './LogTail.js';
 import { Sparkline } from './Sparkline.js';
-import { BackendBadge, StateBadge } from './StateBadge.js';
+import { StopLeftover } from './StopLeftover.js';
+import { BackendBadge, HealthBadge, StateBadge } from './StateBadge.js';
 import { ToggleSwitch } from './ToggleSwitch.js';
 
 /** Props of the detail view. */
@@ -51,6 +52,9 @@ export function ForwardDetail({ forward, samples, logs, onBack, onEdit, onDelete
           {label}
         </h2>
         <StateBadge state={forward.state} />
+        {forward.state === 'listening' && forward.health.state !== 'off' && (
+          <HealthBadge state={forward.health.state} />
+        )}
         <ToggleSwitch forward={forward} />
         <span className="spacer" />
         <button type="button" onClick={() => onEdit(forward.id)}>
@@ -69,8 +73,15 @@ export function ForwardDetail({ forward, samples, logs, onBack, onEdit, onDelete
         />
       )}
       {forward.state === 'error' && forward.error && (
-        <p className="form-problem" role="alert">
-          {forward.error.message}
+        <div className="form-problem" role="alert">
+          <p>{forward.error.message}</p>
+          {forward.error.holder?.leftover && <StopLeftover id={forward.id} />}
+        </div>
+      )}
+      {forward.state === 'listening' && forward.health.message && (
+        <p className={forward.health.state === 'unhealthy' ? 'form-problem' : 'muted'}>
+          {forward.health.state === 'unhealthy' ? 'Unhealthy: ' : ''}
+          {forward.health.message}
         </p>
       )}
       <div className="cards">

@@ -55,6 +55,69 @@ describe('the Forwards table', () => {
     expect(api).toHaveTextContent('Restarting');
   });
 
+  it('says Healthy or Unhealthy in words, with the reason, and nothing where checks are off', () => {
+    const checked = '2026-12-04T10:00:00.000Z';
+    renderApp([
+      forwardStatus({
+        id: 'ok',
+        health: { state: 'healthy', checkedAt: checked, failures: 0, message: null },
+      }),
+      forwardStatus({
+        id: 'sick',
+        health: {
+          state: 'unhealthy',
+          checkedAt: checked,
+          failures: 3,
+          message: 'nothing is listening on 127.0.0.1:3000',
+        },
+      }),
+      forwardStatus({
+        id: 'dns',
+        protocol: 'udp',
+        health: { state: 'off', checkedAt: null, failures: 0, message: null },
+      }),
+    ]);
+    const rows = within(screen.getByRole('table', { name: 'Forwards' }))
+      .getAllByRole('row')
+      .slice(1);
+    const [ok, sick, dns] = rows as [HTMLElement, HTMLElement, HTMLElement];
+    expect(ok).toHaveTextContent('Healthy');
+    expect(sick).toHaveTextContent('Unhealthy');
+    expect(sick).toHaveTextContent('nothing is listening on 127.0.0.1:3000');
+    expect(dns).not.toHaveTextContent(/Healthy|Unhealthy|Unknown/);
+  });
+
+  it('names the holder of a busy port, and offers to stop a backend an earlier Berth left', async () => {
+    const user = userEvent.setup();
+    const busy = (id: string, leftover: boolean) =>
+      forwardStatus({
+        id,
+        state: 'error',
+        via: undefined,
+        error: {
+          code: 'EADDRINUSE',
+          message: '127.0.0.1:8080/tcp is already in use.',
+          holder: {
+            pid: 4242,
+            command: '/usr/bin/python3 -m http.server',
+            user: 'me',
+            ...(leftover ? { leftover } : {}),
+          },
+          retrying: true,
+        },
+      });
+    const rendered = renderApp([busy('web', true), busy('api', false)]);
+    const rows = within(screen.getByRole('table', { name: 'Forwards' }))
+      .getAllByRole('row')
+      .slice(1);
+    const [web, api] = rows as [HTMLElement, HTMLElement];
+    expect(web).toHaveTextContent('held by python3, pid 4242');
+    expect(api).toHaveTextContent('held by python3, pid 4242');
+    expect(within(api).queryByRole('button', { name: /Stop the process/ })).not.toBeInTheDocument();
+    await user.click(within(web).getByRole('button', { name: 'Stop the process holding the port of web' }));
+    expect(rendered.transport.calls).toEqual([{ name: 'stopLeftover', request: { id: 'web' } }]);
+  });
+
   it('has a switch named "Toggle ID" that sends disable or enable', async () => {
     const user = userEvent.setup();
     const rendered = renderApp([

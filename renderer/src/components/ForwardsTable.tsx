@@ -1,9 +1,10 @@
 /** The table named "Forwards": one row per forward with its state, traffic, backend and switch. */
 import type { ForwardStatus } from '../../../app/api/contract.js';
-import { describeListenAt, describeTargetAt, formatCount } from '../format.js';
+import { describeHolder, describeListenAt, describeTargetAt, formatCount } from '../format.js';
 import { HISTORY_LENGTH } from '../store.js';
 import { Sparkline } from './Sparkline.js';
-import { BackendBadge, StateBadge } from './StateBadge.js';
+import { StopLeftover } from './StopLeftover.js';
+import { BackendBadge, HealthBadge, StateBadge } from './StateBadge.js';
 import { ToggleSwitch } from './ToggleSwitch.js';
 
 const NO_SAMPLES: readonly number[] = Array.from({ length: HISTORY_LENGTH }, () => 0);
@@ -71,7 +72,19 @@ function ForwardRow({
       <td>{forward.protocol.toUpperCase()}</td>
       <td className="state-cell">
         <StateBadge state={forward.state} />
-        {forward.state === 'error' && forward.error && <p className="error-text">{forward.error.message}</p>}
+        {forward.state === 'listening' && forward.health.state !== 'off' && (
+          <HealthBadge state={forward.health.state} />
+        )}
+        {forward.state === 'listening' && forward.health.state === 'unhealthy' && (
+          <p className="error-text">{forward.health.message}</p>
+        )}
+        {forward.state === 'error' && forward.error && (
+          <>
+            {forward.error.holder && <p className="holder">{describeHolder(forward.error.holder)}</p>}
+            <p className="error-text">{forward.error.message}</p>
+            {forward.error.holder?.leftover && <StopLeftover id={forward.id} />}
+          </>
+        )}
       </td>
       <td>{forward.via ?? '—'}</td>
       <td className="num">{formatCount(forward.connections.active)}</td>
