@@ -156,6 +156,12 @@ async function start(
   cleanups.push(registerIpc(electron.ipcMain, host.engine, trustedSender(appUrl)));
   const notifier = new FailureNotifier(notify, new RateLimiter(60_000));
   cleanups.push(host.engine.subscribe((event) => notifier.handle(event)));
+  // After sleep, timers fire late and connections may be dead: check every forward now (issue 13).
+  const resumed = () => host.engine.recheck('the system resumed from sleep');
+  electron.powerMonitor.on('resume', resumed);
+  cleanups.push(() => {
+    electron.powerMonitor.removeListener('resume', resumed);
+  });
   const tray = new BerthTray({
     electron,
     api: host.engine,

@@ -15,6 +15,7 @@ export type ElectronMain = Pick<
   | 'Menu'
   | 'nativeImage'
   | 'Notification'
+  | 'powerMonitor'
   | 'protocol'
   | 'session'
   | 'shell'

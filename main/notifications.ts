@@ -1,6 +1,6 @@
 /**
- * Desktop notifications when a forward fails or its backend enters `failed`: at most one per forward per
- * minute, however often it flaps. The detection and the rate limit are pure; showing is injected.
+ * Desktop notifications when a forward fails, its backend enters `failed`, or its target stops or starts
+ * answering its health check again: at most one per forward per minute, however often it flaps. The detection and the rate limit are pure; showing is injected.
  */
 import type { BerthEvent, ForwardStatus } from '../app/api/contract.js';
 
@@ -45,6 +45,17 @@ export function failureNotice(before: ForwardStatus | undefined, after: ForwardS
     const why =
       reason ?? (signal ? `killed by ${signal}` : exitCode !== null ? `exit code ${exitCode}` : 'gave up');
     return { title: `${name}: backend failed`, body: `Its backend process failed (${why}).` };
+  }
+  if (after.state !== 'listening' || !before || before.state !== 'listening') return undefined;
+  const [was, now] = [before.health.state, after.health.state];
+  if (now === 'unhealthy' && was !== 'unhealthy') {
+    return {
+      title: `${name} is unhealthy`,
+      body: `Its target does not answer: ${after.health.message ?? 'the check failed'}.`,
+    };
+  }
+  if (now === 'healthy' && was === 'unhealthy') {
+    return { title: `${name} is healthy again`, body: 'Its target answers its health check.' };
   }
   return undefined;
 }

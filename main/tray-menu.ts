@@ -37,9 +37,13 @@ const LAUNCH_LABELS: Record<StartForwards, string> = {
   never: 'Never',
 };
 
-/** True when a forward needs attention: its listener failed or its backend gave up. */
+/** True when a forward needs attention: its listener failed, its target does not answer, or its backend gave up. */
 export function isFailing(forward: ForwardStatus): boolean {
-  return forward.state === 'error' || forward.backend?.state === 'failed';
+  return (
+    forward.state === 'error' ||
+    forward.backend?.state === 'failed' ||
+    (forward.state === 'listening' && forward.health.state === 'unhealthy')
+  );
 }
 
 /** The overall state the icon shows. */
@@ -106,6 +110,7 @@ function forwardItem(forward: ForwardStatus): TrayItem {
 function stateNote(forward: ForwardStatus): string | undefined {
   if (forward.state === 'error') return forward.error ? `Error: ${forward.error.code}` : 'Error';
   if (forward.backend?.state === 'failed') return 'Backend failed';
+  if (forward.state === 'listening' && forward.health.state === 'unhealthy') return 'Unhealthy';
   if (forward.state === 'starting') return 'Starting…';
   if (forward.enabled && forward.state === 'stopped') return 'Stopped';
   return undefined;

@@ -168,7 +168,10 @@ test('forwards in the config start with serve; one that cannot start does not st
     }),
   );
   const berthd = await serve(t, dir);
-  assert.match(berthd.output(), /busy: EADDRINUSE: .* is already in use: it is held by .*\(pid \d+, user \S+\)\. Berth takes the port by itself/);
+  assert.match(
+    berthd.output(),
+    /busy: EADDRINUSE: .* is already in use: it is held by .*\(pid \d+, user \S+\)\. Berth takes the port by itself/,
+  );
   assert.match(berthd.output(), new RegExp(`fine: listening on 127\\.0\\.0\\.1:${free}/tcp \\(direct\\)`));
   const status = JSON.parse((await berthd.cli('status', '--json')).stdout) as {
     forwards: { state: string }[];

@@ -265,6 +265,18 @@ test('a forward that cannot listen at launch is notified', async (t) => {
   assert.match(fake.notifications[0]?.body ?? '', /in use/);
 });
 
+test('powerMonitor "resume" re-checks every forward at once', async (t) => {
+  const { fake, desktop } = await start(t);
+  assert.ok(desktop);
+  const notices: string[] = [];
+  const stop = desktop.host.engine.subscribe((event) => {
+    if (event.type === 'notice') notices.push(event.message);
+  });
+  onCleanup(t, stop);
+  fake.fake.powerMonitor.emit('resume');
+  assert.deepEqual(notices, ['Re-checking every forward now: the system resumed from sleep.']);
+});
+
 test('settings: close-to-tray off quits with the last window; start at login writes the entry', async (t) => {
   const { fake, desktop, options } = await start(t, { settings: { closeToTray: false, startAtLogin: true } });
   assert.ok(desktop);

@@ -46,6 +46,31 @@ test('a notice is due when a forward enters error or its backend enters failed, 
   assert.equal(failureNotice(undefined, forward('web', { state: 'stopped', enabled: false })), undefined);
 });
 
+test('a forward whose target stops answering is notified, and again when it answers', () => {
+  const health = (state: 'healthy' | 'unhealthy' | 'unknown', message: string | null = null) =>
+    forward('web', { health: { state, checkedAt: null, failures: state === 'unhealthy' ? 3 : 0, message } });
+  const sick = health('unhealthy', 'nothing is listening on 127.0.0.1:3000');
+  assert.deepEqual(failureNotice(health('healthy'), sick), {
+    title: 'web is unhealthy',
+    body: 'Its target does not answer: nothing is listening on 127.0.0.1:3000.',
+  });
+  assert.deepEqual(
+    failureNotice(health('unknown'), sick)?.title,
+    'web is unhealthy',
+    'unhealthy from the start',
+  );
+  assert.equal(failureNotice(sick, sick), undefined, 'not while it stays so');
+  assert.deepEqual(failureNotice(sick, health('healthy')), {
+    title: 'web is healthy again',
+    body: 'Its target answers its health check.',
+  });
+  assert.equal(
+    failureNotice(health('unknown'), health('healthy')),
+    undefined,
+    'a first good check is not news',
+  );
+});
+
 test('a flapping forward notifies at most once a minute; other forwards are not held back', () => {
   let now = 1_000_000;
   const shown: Notice[] = [];

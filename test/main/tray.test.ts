@@ -99,6 +99,22 @@ test('some failing: the problem shows under the forward, Start all retries it; i
   );
 });
 
+test('an unhealthy forward says so under its name and turns the icon to failing', () => {
+  const sick = forward('web', {
+    health: {
+      state: 'unhealthy',
+      checkedAt: null,
+      failures: 3,
+      message: 'nothing is listening on 127.0.0.1:3000',
+    },
+  });
+  const forwards = [sick, forward('db')];
+  assert.equal(trayMenu(forwards, DEFAULT_SETTINGS)[0]?.sublabel, 'Unhealthy');
+  assert.equal(trayState(forwards), 'failing');
+  assert.equal(trayTooltip(forwards), 'Berth: 2 of 2 forwards listening, 1 failing');
+  assert.equal(trayState([forward('db')]), 'up', 'unknown health (not checked yet) is not a failure');
+});
+
 test('a name with & keeps it visible (not a mnemonic)', () => {
   assert.equal(
     trayMenu([forward('a', { name: 'R&D' })], DEFAULT_SETTINGS)[0]?.label,

@@ -343,6 +343,8 @@ export function createFakeElectron(options: { lock?: boolean } = {}) {
     },
   };
   const ipcMain = new FakeIpcMain();
+  // Electron's powerMonitor is an EventEmitter ('suspend', 'resume', ...); tests emit on it.
+  const powerMonitor = new EventEmitter();
 
   const fake = {
     app,
@@ -352,6 +354,7 @@ export function createFakeElectron(options: { lock?: boolean } = {}) {
     Menu,
     nativeImage,
     Notification: FakeNotification,
+    powerMonitor,
     protocol,
     session: { defaultSession },
     shell,
