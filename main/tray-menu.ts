@@ -60,9 +60,14 @@ export function trayState(forwards: readonly ForwardStatus[]): TrayState {
 export function trayTooltip(forwards: readonly ForwardStatus[]): string {
   if (forwards.length === 0) return 'Berth: no forwards';
   const listening = forwards.filter((f) => f.state === 'listening').length;
-  const failing = forwards.filter((f) => f.enabled && isFailing(f)).length;
+  const unhealthy = forwards.filter((f) => f.state === 'listening' && f.health.state === 'unhealthy').length;
+  const failing = forwards.filter((f) => f.enabled && isFailing(f)).length - unhealthy;
   const of = `${listening} of ${forwards.length} forward${forwards.length === 1 ? '' : 's'} listening`;
-  return failing > 0 ? `Berth: ${of}, ${failing} failing` : `Berth: ${of}`;
+  const problems = [
+    ...(failing > 0 ? [`${failing} failing`] : []),
+    ...(unhealthy > 0 ? [`${unhealthy} unhealthy`] : []),
+  ];
+  return ['Berth: ' + of, ...problems].join(', ');
 }
 
 /** Builds the menu model from the forwards and the settings. */

@@ -111,7 +111,7 @@ test('an unhealthy forward says so under its name and turns the icon to failing'
   const forwards = [sick, forward('db')];
   assert.equal(trayMenu(forwards, DEFAULT_SETTINGS)[0]?.sublabel, 'Unhealthy');
   assert.equal(trayState(forwards), 'failing');
-  assert.equal(trayTooltip(forwards), 'Berth: 2 of 2 forwards listening, 1 failing');
+  assert.equal(trayTooltip(forwards), 'Berth: 2 of 2 forwards listening, 1 unhealthy');
   assert.equal(trayState([forward('db')]), 'up', 'unknown health (not checked yet) is not a failure');
 });
 
